@@ -1,0 +1,80 @@
+"""Namespace-level and cluster-level policy objects: quotas, priorities, disruption budgets."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from models.meta import KubeModel, KubeObject
+from models.quantity import QuantityField
+from models.selectors import LabelSelector
+
+INT32_MAX = 2**31 - 1
+
+
+class Namespace(KubeObject):
+    kind: str = "Namespace"
+
+
+class ScopedResourceSelectorRequirement(KubeModel):
+    scope_name: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] = Field(default_factory=list)
+
+
+class ScopeSelector(KubeModel):
+    match_expressions: list[ScopedResourceSelectorRequirement] = Field(default_factory=list)
+
+
+class ResourceQuotaSpec(KubeModel):
+    hard: dict[str, QuantityField] = Field(default_factory=dict)
+    scopes: list[str] = Field(default_factory=list)
+    scope_selector: ScopeSelector | None = None
+
+
+class ResourceQuotaStatus(KubeModel):
+    hard: dict[str, QuantityField] = Field(default_factory=dict)
+    used: dict[str, QuantityField] = Field(default_factory=dict)
+
+
+class ResourceQuota(KubeObject):
+    kind: str = "ResourceQuota"
+    spec: ResourceQuotaSpec = Field(default_factory=ResourceQuotaSpec)
+    status: ResourceQuotaStatus = Field(default_factory=ResourceQuotaStatus)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class PriorityClass(KubeObject):
+    kind: str = "PriorityClass"
+    value: int = Field(ge=-INT32_MAX - 1, le=INT32_MAX)
+    global_default: bool = False
+    preemption_policy: Literal["PreemptLowerPriority", "Never"] = "PreemptLowerPriority"
+    description: str = ""
+
+
+class PodDisruptionBudgetSpec(KubeModel):
+    selector: LabelSelector | None = None
+    min_available: int | str | None = None
+    max_unavailable: int | str | None = None
+    unhealthy_pod_eviction_policy: str | None = None
+
+
+class PodDisruptionBudgetStatus(KubeModel):
+    disruptions_allowed: int = 0
+    current_healthy: int = 0
+    desired_healthy: int = 0
+    expected_pods: int = 0
+
+
+class PodDisruptionBudget(KubeObject):
+    kind: str = "PodDisruptionBudget"
+    spec: PodDisruptionBudgetSpec = Field(default_factory=PodDisruptionBudgetSpec)
+    status: PodDisruptionBudgetStatus = Field(default_factory=PodDisruptionBudgetStatus)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"

@@ -1,0 +1,106 @@
+"""Exact Kubernetes resource quantities (k8s.io/apimachinery/pkg/api/resource).
+
+Quantities are kept as exact fractions and converted to integer base units only at the end,
+rounding up as `Quantity.Value()` / `MilliValue()` do, so the solver never sees a float.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer
+
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {
+    "n": Fraction(1, 10**9),
+    "u": Fraction(1, 10**6),
+    "m": Fraction(1, 10**3),
+    "": Fraction(1),
+    "k": Fraction(10**3),
+    "M": Fraction(10**6),
+    "G": Fraction(10**9),
+    "T": Fraction(10**12),
+    "P": Fraction(10**15),
+    "E": Fraction(10**18),
+}
+_GRAMMAR = re.compile(
+    r"^(?P<sign>[+-]?)(?P<num>\d+\.?\d*|\.\d+)"
+    r"(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|[eE](?P<exp>[+-]?\d+))?$"
+)
+# resources counted in thousandths: kube reads them with MilliValue()
+MILLI_RESOURCES = frozenset({"cpu"})
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """A parsed quantity; `text` keeps the user's spelling for messages."""
+
+    value: Fraction
+    text: str
+
+    def units(self, resource: str) -> int:
+        return to_units(resource, self.value)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_quantity(raw: Any) -> Quantity:
+    """Parse `100m`, `1.5Gi`, `2e3`, `4`, ... exactly; raise ValueError naming the input."""
+    if isinstance(raw, Quantity):
+        return raw
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise ValueError(f"{raw!r} is not a quantity: expected a string such as \"500m\" or \"4Gi\"")
+    if isinstance(raw, float):
+        if not math.isfinite(raw):
+            raise ValueError(f"{raw!r} is not a quantity")
+        text = repr(raw)
+    else:
+        text = str(raw)
+    m = _GRAMMAR.match(text.strip()) if isinstance(raw, str) else _GRAMMAR.match(text)
+    if m is None:
+        raise ValueError(
+            f"{text!r} is not a quantity: quantities must match the regular expression "
+            "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+        )
+    value = Fraction(m["num"])
+    if m["exp"] is not None:
+        exp = int(m["exp"])
+        if abs(exp) > 100:
+            raise ValueError(f"{text!r} is not a quantity: exponent out of range")
+        value *= Fraction(10) ** exp
+    else:
+        suffix = m["suffix"] or ""
+        value *= _BINARY[suffix] if suffix in _BINARY else _DECIMAL[suffix]
+    if m["sign"] == "-":
+        value = -value
+    return Quantity(value, text.strip())
+
+
+def to_units(resource: str, value: Fraction) -> int:
+    """Integer base units, rounded up: millicores for cpu, the plain value for the rest."""
+    scaled = value * 1000 if resource in MILLI_RESOURCES else value
+    return math.ceil(scaled)
+
+
+def format_units(resource: str, units: int) -> str:
+    """Inverse of to_units for messages: 1500 cpu units -> '1500m', bytes -> '2Gi' when exact."""
+    if resource in MILLI_RESOURCES:
+        return f"{units // 1000}" if units % 1000 == 0 else f"{units}m"
+    if units and resource in ("memory", "ephemeral-storage") or resource.startswith("hugepages-"):
+        for suffix, factor in sorted(_BINARY.items(), key=lambda kv: -kv[1]):
+            if units % factor == 0 and units >= factor:
+                return f"{units // factor}{suffix}"
+    return str(units)
+
+
+def _serialize(q: Quantity) -> str:
+    return q.text
+
+
+QuantityField = Annotated[Quantity, BeforeValidator(parse_quantity), PlainSerializer(_serialize)]
+"""A pydantic field type for a Kubernetes quantity."""

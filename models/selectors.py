@@ -1,0 +1,103 @@
+"""Label and node selectors, validated the way the API server validates them.
+
+Kubernetes rejects a malformed selector at admission; we reject it at load, with the same
+wording, so a plan is never built on a selector kube would not have accepted.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from models.meta import KubeModel
+
+NodeSelectorOperator = Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
+LabelSelectorOperator = Literal["In", "NotIn", "Exists", "DoesNotExist"]
+
+
+def parse_int64(text: str) -> int | None:
+    """strconv.ParseInt(s, 10, 64), as labels.Requirement uses for Gt/Lt; None if not one."""
+    body = text[1:] if text[:1] in "+-" else text
+    if not body.isascii() or not body.isdigit():
+        return None
+    v = int(text)
+    return v if -(2**63) <= v < 2**63 else None
+
+
+def _check_values(operator: str, values: list[str]) -> None:
+    if operator in ("In", "NotIn") and not values:
+        raise ValueError(f"values: Required value: must be specified when `operator` is '{operator}'")
+    if operator in ("Exists", "DoesNotExist") and values:
+        raise ValueError(
+            f"values: Forbidden: may not be specified when `operator` is '{operator}'"
+        )
+    if operator in ("Gt", "Lt"):
+        if len(values) != 1:
+            raise ValueError(f"values: Required value: must be specified single value when "
+                             f"`operator` is '{operator}'")
+        if parse_int64(values[0]) is None:
+            raise ValueError(
+                f"values[0]: Invalid value: {values[0]!r}: must be an integer when "
+                f"`operator` is '{operator}'"
+            )
+
+
+class NodeSelectorRequirement(KubeModel):
+    key: str = Field(min_length=1)
+    operator: NodeSelectorOperator
+    values: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _valid(self) -> NodeSelectorRequirement:
+        _check_values(self.operator, self.values)
+        return self
+
+
+class NodeSelectorFieldRequirement(NodeSelectorRequirement):
+    """`matchFields`: kube supports only `metadata.name` with In/NotIn."""
+
+    @model_validator(mode="after")
+    def _field_valid(self) -> NodeSelectorFieldRequirement:
+        if self.key != "metadata.name":
+            raise ValueError(f"key: Invalid value: {self.key!r}: not a valid field selector key")
+        if self.operator not in ("In", "NotIn"):
+            raise ValueError(
+                f"operator: Invalid value: {self.operator!r}: not a valid selector operator"
+            )
+        if len(self.values) != 1:
+            raise ValueError(
+                "values: Required value: must be only one value when `operator` is 'In' or "
+                "'NotIn' for node field selector"
+            )
+        return self
+
+
+class NodeSelectorTerm(KubeModel):
+    match_expressions: list[NodeSelectorRequirement] = Field(default_factory=list)
+    match_fields: list[NodeSelectorFieldRequirement] = Field(default_factory=list)
+
+
+class NodeSelector(KubeModel):
+    node_selector_terms: list[NodeSelectorTerm] = Field(min_length=1)
+
+
+class PreferredSchedulingTerm(KubeModel):
+    weight: int = Field(ge=1, le=100)
+    preference: NodeSelectorTerm
+
+
+class LabelSelectorRequirement(KubeModel):
+    key: str = Field(min_length=1)
+    operator: LabelSelectorOperator
+    values: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _valid(self) -> LabelSelectorRequirement:
+        _check_values(self.operator, self.values)
+        return self
+
+
+class LabelSelector(KubeModel):
+    match_labels: dict[str, str] = Field(default_factory=dict)
+    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)

@@ -1,0 +1,85 @@
+"""kube-scheduler's words for why an agent does not fit: per-node reasons and the FitError line.
+
+Each node reports the reasons of the first rule, in Filter order, that rejects the agent;
+the message is kube's histogram, `0/N nodes are available: ` + sorted "count reason" parts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from models import Node, Pod
+from optimizer.rules import RULES, NodeUsage, Reason
+from optimizer.snapshot import Snapshot
+
+
+def node_reasons(pod: Pod, node: Node, usage: NodeUsage) -> list[Reason]:
+    for rule in RULES:
+        reasons = rule.explain(pod, node, usage)
+        if reasons:
+            return reasons
+    return []
+
+
+def fit_message(num_nodes: int, rejected: Mapping[str, list[Reason]]) -> str:
+    """framework.FitError.Error(): reasons counted over nodes and sorted as strings."""
+    histogram: Counter[str] = Counter()
+    for reasons in rejected.values():
+        for r in dict.fromkeys(x.message for x in reasons):
+            histogram[r] += 1
+    parts = sorted(f"{n} {reason}" for reason, n in histogram.items())
+    msg = f"0/{num_nodes} nodes are available:"
+    if parts:
+        msg += " " + ", ".join(parts) + "."
+    return msg
+
+
+@dataclass
+class AgentExplanation:
+    agent: str
+    feasible: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+    message: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"agent": self.agent, "feasible": self.feasible, "rejected": self.rejected,
+                "message": self.message}
+
+
+def cluster_usage(snap: Snapshot, extra: Mapping[str, str] | None = None) -> dict[str, NodeUsage]:
+    """Requested resources per node: running pods, plus `extra` placements (agent -> node)."""
+    usage = {n.name: NodeUsage() for n in snap.nodes}
+    for pod in snap.running:
+        usage[pod.spec.node_name or ""].add(pod.requests())
+    if extra:
+        pods = {p.ref: p for p in snap.pending}
+        for agent, node in extra.items():
+            usage[node].add(pods[agent].requests())
+    return usage
+
+
+def explain_agent(pod: Pod, snap: Snapshot, usage: Mapping[str, NodeUsage]) -> AgentExplanation:
+    out = AgentExplanation(pod.ref)
+    rejected: dict[str, list[Reason]] = {}
+    for node in snap.nodes:
+        reasons = node_reasons(pod, node, usage[node.name])
+        if reasons:
+            rejected[node.name] = reasons
+            out.rejected[node.name] = ", ".join(r.message for r in reasons)
+        else:
+            out.feasible.append(node.name)
+    if rejected and not out.feasible:
+        out.message = fit_message(len(snap.nodes), rejected)
+    elif rejected:
+        out.message = f"{len(out.feasible)}/{len(snap.nodes)} nodes are feasible"
+    else:
+        out.message = f"{len(snap.nodes)}/{len(snap.nodes)} nodes are feasible"
+    return out
+
+
+def explain_pending(snap: Snapshot) -> list[AgentExplanation]:
+    """kube's Filter phase for each pending agent against the cluster as given."""
+    usage = cluster_usage(snap)
+    return [explain_agent(p, snap, usage) for p in snap.pending]

@@ -1,0 +1,165 @@
+"""numpy tables over a Snapshot, built once per window so rules pre-filter with array operations.
+
+Axes are named in comments: `alloc[node, res]`, `req[cls, res]`. Agents with identical
+scheduling-relevant content collapse into classes; the solver places counts of a class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from models import Pod
+from models.selectors import parse_int64
+from optimizer.snapshot import Snapshot
+
+BASE_RESOURCES = ("cpu", "memory", "ephemeral-storage", "pods")
+MISSING = -1
+
+
+@dataclass(frozen=True)
+class AgentClass:
+    """Pending agents that every rule treats the same; `members` index Snapshot.pending."""
+
+    key: str
+    members: tuple[int, ...]
+    pod: Pod  # a representative
+    priority: int
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+
+@dataclass(frozen=True)
+class LabelColumn:
+    """One label key over all nodes: integer codes (MISSING where absent) and parsed ints."""
+
+    codes: np.ndarray  # int32[node]
+    vocab: dict[str, int]
+    ints: np.ndarray  # int64[node]; valid only where is_int
+    is_int: np.ndarray  # bool[node]
+
+    def values_mask(self, values: list[str]) -> np.ndarray:
+        wanted = [self.vocab[v] for v in values if v in self.vocab]
+        return np.isin(self.codes, np.asarray(wanted, dtype=np.int32))
+
+    @property
+    def present(self) -> np.ndarray:
+        return self.codes != MISSING
+
+
+
+def _label_column(values: list[str | None]) -> LabelColumn:
+    vocab: dict[str, int] = {}
+    codes = np.full(len(values), MISSING, dtype=np.int32)
+    ints = np.zeros(len(values), dtype=np.int64)
+    is_int = np.zeros(len(values), dtype=bool)
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        codes[i] = vocab.setdefault(v, len(vocab))
+        parsed = parse_int64(v)
+        if parsed is not None:
+            ints[i], is_int[i] = parsed, True
+    return LabelColumn(codes, vocab, ints, is_int)
+
+
+def class_key(pod: Pod, priority: int) -> str:
+    """Everything any rule may read from an agent, except its name."""
+    spec = pod.spec.model_dump(
+        mode="json", by_alias=True,
+        include={"node_selector", "affinity", "tolerations", "topology_spread_constraints",
+                 "preemption_policy", "scheduler_name"},
+    )
+    payload = {
+        "ns": pod.namespace,
+        "labels": pod.labels,
+        "req": pod.requests(),
+        "prio": priority,
+        "spec": spec,
+    }
+    return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+class Index:
+    """Built once per window; read-only afterwards."""
+
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+        self.node_names = [n.name for n in snap.nodes]
+        nn = len(snap.nodes)
+        allocs = [n.allocatable() for n in snap.nodes]
+        pod_reqs = [p.requests() for p in snap.pending]
+        running_reqs = [p.requests() for p in snap.running]
+        named = ({r for a in allocs for r in a} | {r for q in pod_reqs for r in q}
+                 | {r for q in running_reqs for r in q})
+        extended = sorted(named - set(BASE_RESOURCES))
+        self.resources: list[str] = [*BASE_RESOURCES, *extended]
+        self.res_pos = {r: i for i, r in enumerate(self.resources)}
+        nr = len(self.resources)
+        self.pods_res = self.res_pos["pods"]
+
+        self.alloc = np.zeros((nn, nr), dtype=np.int64)  # [node, res]
+        for i, a in enumerate(allocs):
+            for r, v in a.items():
+                self.alloc[i, self.res_pos[r]] = v
+        self.used = np.zeros((nn, nr), dtype=np.int64)  # [node, res]
+        for node_i, pods in enumerate(snap.running_on):
+            for p in pods:
+                for r, v in running_reqs[p].items():
+                    self.used[node_i, self.res_pos[r]] += v
+            self.used[node_i, self.pods_res] = len(pods)
+
+        groups: dict[str, list[int]] = {}
+        for i, pod in enumerate(snap.pending):
+            groups.setdefault(class_key(pod, snap.priority[i]), []).append(i)
+        self.classes = [
+            AgentClass(k, tuple(m), snap.pending[m[0]], snap.priority[m[0]])
+            for k, m in groups.items()
+        ]
+        self.class_of = np.empty(len(snap.pending), dtype=np.int64)  # [agent] -> cls
+        for c, cls in enumerate(self.classes):
+            self.class_of[list(cls.members)] = c
+        self.req = np.zeros((len(self.classes), nr), dtype=np.int64)  # [cls, res]
+        for c, cls in enumerate(self.classes):
+            for r, v in pod_reqs[cls.members[0]].items():
+                self.req[c, self.res_pos[r]] = v
+            self.req[c, self.pods_res] = 1
+        self.class_size = np.array([c.size for c in self.classes], dtype=np.int64)
+        self.class_priority = np.array([c.priority for c in self.classes], dtype=np.int64)
+
+        keys = sorted({k for n in snap.nodes for k in n.labels})
+        self.labels = {k: _label_column([n.labels.get(k) for n in snap.nodes]) for k in keys}
+        self.names = _label_column(self.node_names)  # for matchFields metadata.name
+        self.unschedulable = np.array([n.spec.unschedulable for n in snap.nodes], dtype=bool)
+
+        taints = sorted({(t.key, t.value, t.effect) for n in snap.nodes for t in n.spec.taints})
+        self.taints = taints
+        self.taint_pos = {t: i for i, t in enumerate(taints)}
+        self.node_taints = np.zeros((nn, len(taints)), dtype=bool)  # [node, taint]
+        for i, n in enumerate(snap.nodes):
+            for t in n.spec.taints:
+                self.node_taints[i, self.taint_pos[(t.key, t.value, t.effect)]] = True
+
+    @property
+    def free(self) -> np.ndarray:
+        """alloc - used, [node, res]; may be negative on an over-committed node."""
+        return self.alloc - self.used
+
+    def label(self, key: str) -> LabelColumn:
+        col = self.labels.get(key)
+        if col is None:
+            col = _label_column([None] * len(self.node_names))
+        return col
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.node_names)

@@ -1,0 +1,19 @@
+"""The rule registry, in kube-scheduler's default Filter order (it decides which reason a node
+reports when several rules reject it: the first failing plugin wins)."""
+
+from __future__ import annotations
+
+from optimizer.rules.base import NodeUsage, Reason, Rule, StaticRule, Violation
+from optimizer.rules.node_affinity import NodeAffinity
+from optimizer.rules.node_unschedulable import NodeUnschedulable
+from optimizer.rules.resources import NodeResourcesFit
+from optimizer.rules.taints import TaintToleration
+
+RULES: tuple[Rule, ...] = (
+    NodeUnschedulable(),
+    TaintToleration(),
+    NodeAffinity(),
+    NodeResourcesFit(),
+)
+
+__all__ = ["RULES", "NodeUsage", "Reason", "Rule", "StaticRule", "Violation"]

@@ -1,0 +1,102 @@
+"""NodeResourcesFit: every requested resource, extended ones included, and the pod count.
+
+A node that does not list a resource has 0 of it; a zero request skips that resource, as in
+kube's fitsRequest. The batch constraint is the same inequality summed over placed agents.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from models import Node, Pod
+from optimizer.index import Index
+from optimizer.rules.base import Assignment, NodeUsage, Reason, Violation
+from optimizer.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from optimizer.model import ModelBuilder
+
+TOO_MANY_PODS = "Too many pods"
+CHUNK = 1 << 22  # cells per block when testing fit, bounds peak memory
+
+
+def insufficient(resource: str) -> str:
+    return f"Insufficient {resource}"
+
+
+class NodeResourcesFit:
+    name: ClassVar[str] = "NodeResourcesFit"
+
+    def prefilter(self, ix: Index) -> np.ndarray | None:
+        """A single agent must fit in the node's free capacity on every resource it requests."""
+        free = ix.free  # [node, res]
+        out = np.empty((ix.num_classes, ix.num_nodes), dtype=bool)
+        step = max(1, CHUNK // max(1, ix.num_nodes * len(ix.resources)))
+        for lo in range(0, ix.num_classes, step):
+            req = ix.req[lo:lo + step, None, :]  # [cls, 1, res]
+            ok = (req <= free[None, :, :]) | (req == 0)
+            out[lo:lo + step] = ok.all(axis=2)
+        return out
+
+    def encode(self, mb: ModelBuilder, ix: Index) -> None:
+        """sum_c req[c, r] * x[c, n] <= free[n, r], only where it could bind."""
+        free = ix.free
+        for n, (classes, xs) in mb.by_node().items():
+            ub = mb.upper[mb.pairs_of_node[n]]
+            for r in range(len(ix.resources)):
+                coef = ix.req[classes, r]
+                if not coef.any() or int((coef * ub).sum()) <= free[n, r]:
+                    continue
+                nz = coef != 0
+                mb.model.add(
+                    sum(int(a) * x for a, x, keep in zip(coef, xs, nz, strict=True) if keep)
+                    <= int(free[n, r])
+                )
+                mb.count_constraint(self.name)
+
+    def explain(self, pod: Pod, node: Node, usage: NodeUsage) -> list[Reason]:
+        alloc = node.allocatable()
+        reasons = []
+        if usage.pods + 1 > alloc.get("pods", 0):
+            reasons.append(Reason(self.name, TOO_MANY_PODS))
+        for r, v in sorted(pod.requests().items(), key=_kube_order):
+            if v > 0 and v > alloc.get(r, 0) - usage.requested.get(r, 0):
+                reasons.append(Reason(self.name, insufficient(r)))
+        return reasons
+
+    def verify(self, assignment: Assignment, snap: Snapshot) -> list[Violation]:
+        nodes = {n.name: n for n in snap.nodes}
+        pending = {p.ref: p for p in snap.pending}
+        usage: dict[str, NodeUsage] = {n: NodeUsage() for n in nodes}
+        for pod in snap.running:
+            if pod.spec.node_name in usage:
+                usage[pod.spec.node_name].add(pod.requests())
+        placed_on: dict[str, list[str]] = {}
+        for agent, node in assignment.items():
+            if node in usage and agent in pending:
+                usage[node].add(pending[agent].requests())
+                placed_on.setdefault(node, []).append(agent)
+        out = []
+        for node, agents in placed_on.items():
+            alloc = nodes[node].allocatable()
+            u = usage[node]
+            if u.pods > alloc.get("pods", 0):
+                out.append(Violation(self.name, ",".join(agents), node,
+                                     f"{TOO_MANY_PODS}: {u.pods} > {alloc.get('pods', 0)}"))
+            # only resources some placed agent asks for: kube skips zero requests
+            asked = {r for a in agents for r, v in pending[a].requests().items() if v > 0}
+            for r in sorted(asked):
+                if u.requested.get(r, 0) > alloc.get(r, 0):
+                    out.append(Violation(
+                        self.name, ",".join(agents), node,
+                        f"{insufficient(r)}: requested {u.requested[r]} > allocatable "
+                        f"{alloc.get(r, 0)}"))
+        return out
+
+
+def _kube_order(item: tuple[str, int]) -> tuple[int, str]:
+    # fitsRequest checks cpu, memory, ephemeral-storage, then scalar resources
+    order = {"cpu": 0, "memory": 1, "ephemeral-storage": 2}
+    return (order.get(item[0], 3), item[0])

@@ -1,0 +1,82 @@
+"""The frozen picture of one window: which nodes, which pods hold capacity, which agents to place.
+
+Built once from an Inventory; everything downstream reads it and nothing writes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from models import Inventory, Node, Pod, PriorityClass
+
+# kube's built-in classes (pkg/apis/scheduling/types.go)
+SYSTEM_PRIORITIES = {"system-cluster-critical": 2_000_000_000, "system-node-critical": 2_000_001_000}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    nodes: tuple[Node, ...]
+    running: tuple[Pod, ...]
+    pending: tuple[Pod, ...]
+    priority: tuple[int, ...]  # resolved priority per pending agent
+    priority_classes: tuple[PriorityClass, ...] = ()
+    warnings: tuple[str, ...] = ()
+    node_pos: dict[str, int] = field(default_factory=dict, compare=False)
+    agent_pos: dict[str, int] = field(default_factory=dict, compare=False)
+    running_on: tuple[tuple[int, ...], ...] = ()  # running pod indices per node
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.nodes)
+
+
+def resolve_priority(pod: Pod, classes: dict[str, PriorityClass], default: int) -> int:
+    """Admission's Priority plugin: spec.priority wins, then the class, then the global default."""
+    if pod.spec.priority is not None:
+        return pod.spec.priority
+    name = pod.spec.priority_class_name
+    if name:
+        if name in classes:
+            return classes[name].value
+        if name in SYSTEM_PRIORITIES:
+            return SYSTEM_PRIORITIES[name]
+    return default
+
+
+def build_snapshot(inv: Inventory) -> Snapshot:
+    nodes = tuple(sorted(inv.nodes, key=lambda n: n.name))
+    node_pos = {n.name: i for i, n in enumerate(nodes)}
+    warnings = list(inv.warnings)
+    running: list[Pod] = []
+    for pod in inv.running:
+        if pod.spec.node_name in node_pos:
+            running.append(pod)
+        else:
+            warnings.append(
+                f"Pod {pod.ref}: spec.nodeName {pod.spec.node_name!r} is not among the "
+                "given nodes; its usage is not counted"
+            )
+    # kube's queue order (PrioritySort): priority, then creation time, then name for determinism
+    classes = {pc.name: pc for pc in inv.priority_classes}
+    default = next((pc.value for pc in inv.priority_classes if pc.global_default), 0)
+    prio = {p.ref: resolve_priority(p, classes, default) for p in inv.pending}
+    pending = tuple(sorted(
+        inv.pending,
+        key=lambda p: (-prio[p.ref], p.metadata.creation_timestamp is None,
+                       p.metadata.creation_timestamp.timestamp()
+                       if p.metadata.creation_timestamp else 0.0, p.ref),
+    ))
+    on: list[list[int]] = [[] for _ in nodes]
+    for i, pod in enumerate(running):
+        on[node_pos[pod.spec.node_name or ""]].append(i)
+    return Snapshot(
+        nodes=nodes,
+        running=tuple(running),
+        pending=pending,
+        priority=tuple(prio[p.ref] for p in pending),
+        priority_classes=tuple(inv.priority_classes),
+        warnings=tuple(warnings),
+        node_pos=node_pos,
+        agent_pos={p.ref: i for i, p in enumerate(pending)},
+        running_on=tuple(tuple(x) for x in on),
+    )

@@ -1,0 +1,177 @@
+"""One window, end to end: snapshot -> index -> pre-filter -> encode -> solve -> plan -> verify."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from models import Inventory
+from optimizer.baseline import counts_from_assignment, greedy
+from optimizer.config import SolveConfig
+from optimizer.explain import cluster_usage, explain_agent
+from optimizer.index import Index
+from optimizer.model import ModelBuilder, candidate_pairs
+from optimizer.objective import Objective, encode_objective
+from optimizer.plan import Placement, Plan, PlanInvalidError, Unplaced
+from optimizer.rules import RULES
+from optimizer.snapshot import Snapshot, build_snapshot
+from optimizer.verify import verify
+
+log = logging.getLogger("agentplace.solve")
+T = TypeVar("T")
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    def run(self, name: str, fn: Callable[[], T]) -> T:
+        t = time.perf_counter()
+        out = fn()
+        self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - t, 6)
+        return out
+
+
+def prefilter(ix: Index) -> tuple[np.ndarray, np.ndarray]:
+    """(static mask, full mask), bool[cls, node]: static = every rule but resource fit, which
+    the greedy re-checks against its own running totals."""
+    static = np.ones((ix.num_classes, ix.num_nodes), dtype=bool)
+    full = static.copy()
+    for rule in RULES:
+        m = rule.prefilter(ix)
+        if m is None:
+            continue
+        full &= m
+        if rule.name != "NodeResourcesFit":
+            static &= m
+    return static, full
+
+
+def _solve_cp(mb: ModelBuilder, obj: Objective, cfg: SolveConfig, hint: np.ndarray | None,
+              clock: _Clock) -> tuple[cp_model.CpSolver, int]:
+    if hint is not None:
+        for p, (c, n) in enumerate(zip(mb.pair_cls.tolist(), mb.pair_node.tolist(), strict=True)):
+            mb.model.add_hint(mb.x[p], min(int(hint[c, n]), int(mb.upper[p])))
+        if obj.secondary_var is not None:
+            mb.model.add_hint(obj.secondary_var, obj.secondary(mb.ix, hint))
+        for n, y in obj.open_vars.items():
+            mb.model.add_hint(y, bool(hint[:, n].sum() > 0))
+    solver = cp_model.CpSolver()
+    p = solver.parameters
+    p.max_time_in_seconds = cfg.time_limit
+    p.num_workers = cfg.workers
+    p.random_seed = cfg.seed
+    p.log_search_progress = cfg.log_search
+    for k, v in cfg.extra_parameters.items():
+        setattr(p, k, v)
+    status = clock.run("solve", lambda: solver.solve(mb.model))
+    return solver, status
+
+
+def _counts_from_solver(mb: ModelBuilder, solver: cp_model.CpSolver) -> np.ndarray:
+    counts = np.zeros((mb.ix.num_classes, mb.ix.num_nodes), dtype=np.int64)
+    values = np.array([solver.value(x) for x in mb.x], dtype=np.int64)
+    np.add.at(counts, (mb.pair_cls, mb.pair_node), values)
+    return counts
+
+
+def _deaggregate(ix: Index, counts: np.ndarray) -> list[tuple[str, str]]:
+    """Concrete agents for class counts: members in queue order fill nodes in name order."""
+    out = []
+    for c, cls in enumerate(ix.classes):
+        members = iter(cls.members)
+        for n in np.nonzero(counts[c])[0].tolist():
+            for _ in range(int(counts[c, n])):
+                out.append((ix.snap.pending[next(members)].ref, ix.node_names[n]))
+    return out
+
+
+def _unplaced(snap: Snapshot, ix: Index, placements: list[tuple[str, str]]) -> list[Unplaced]:
+    """kube's message for each agent left out, against the cluster after the plan's placements.
+    Agents of one class share one explanation."""
+    placed = dict(placements)
+    usage = cluster_usage(snap, placed)
+    by_class: dict[int, str] = {}
+    out = []
+    for i, pod in enumerate(snap.pending):
+        if pod.ref in placed:
+            continue
+        c = int(ix.class_of[i])
+        if c not in by_class:
+            e = explain_agent(pod, snap, usage)
+            by_class[c] = e.message if not e.feasible else (
+                f"{len(e.feasible)}/{len(snap.nodes)} nodes could still take it, but placing "
+                "it would lower the objective or the solver stopped at its time limit")
+        out.append(Unplaced(pod.ref, by_class[c]))
+    return out
+
+
+def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Plan:
+    """Place a window of pending agents; the returned plan has passed the verifier."""
+    cfg = cfg or SolveConfig()
+    clock = _Clock()
+    snap = source if isinstance(source, Snapshot) else clock.run(
+        "snapshot", lambda: build_snapshot(source))
+    ix = clock.run("index", lambda: Index(snap))
+    static, full = clock.run("prefilter", lambda: prefilter(ix))
+    base_nodes = clock.run("baseline", lambda: greedy(ix, static, cfg.strategy))
+    base_counts = counts_from_assignment(ix, base_nodes)
+
+    def build() -> tuple[ModelBuilder, Objective]:
+        cls, node, upper = candidate_pairs(ix, full)
+        mb = ModelBuilder(ix, cls, node, upper)
+        mb.build_variables()
+        for rule in RULES:
+            rule.encode(mb, ix)
+        return mb, encode_objective(mb, cfg)
+
+    mb, obj = clock.run("build", build)
+    log.info("model: %s", mb.size())
+    solver, status = _solve_cp(mb, obj, cfg, base_counts if cfg.hint else None, clock)
+    warnings = list(snap.warnings)
+    if not obj.lexicographic:
+        warnings.append("too many priority levels for exact lexicographic weights: "
+                        "priorities weighted by rank")
+    plan_status = {cp_model.OPTIMAL: "OPTIMAL", cp_model.FEASIBLE: "FEASIBLE"}.get(status)
+    counts = _counts_from_solver(mb, solver) if plan_status else base_counts
+    if plan_status is None:
+        plan_status = "FALLBACK"
+        warnings.append(f"CP-SAT returned {solver.status_name(status)}: greedy plan returned")
+    placements = _deaggregate(ix, counts)
+    violations = clock.run("verify", lambda: verify(placements, snap))
+    if violations and plan_status != "FALLBACK":
+        log.error("solver plan failed verification: %s", violations[:5])
+        warnings.append(f"solver plan failed verification ({violations[0]}): greedy plan returned")
+        plan_status, counts = "FALLBACK", base_counts
+        placements = _deaggregate(ix, counts)
+        violations = verify(placements, snap)
+    if violations:
+        raise PlanInvalidError("; ".join(str(v) for v in violations[:10]))
+    unplaced = clock.run("explain", lambda: _unplaced(snap, ix, placements))
+    objective = obj.value(ix, counts)
+    bound = int(solver.best_objective_bound) if plan_status != "FALLBACK" else None
+    plan = Plan(
+        status=plan_status,
+        placements=[Placement(a, n) for a, n in placements],
+        unplaced=unplaced,
+        objective=objective,
+        bound=bound,
+        gap=None if bound is None else round((bound - objective) / max(1, abs(objective)), 9),
+        verified=True,
+        objective_terms=obj.breakdown(ix, counts),
+        baseline={"name": f"greedy-{cfg.strategy}", **obj.breakdown(ix, base_counts)},
+        timings=clock.timings,
+        model={**mb.size(), "solver_status": solver.status_name(status),
+               "time_limit": cfg.time_limit, "workers": cfg.workers},
+        warnings=warnings,
+    )
+    # the unplaced list must cover exactly the agents not placed: nothing accepted is lost
+    final = verify(placements, snap, [u.agent for u in unplaced])
+    if final:
+        raise PlanInvalidError("; ".join(str(v) for v in final[:10]))
+    return plan
