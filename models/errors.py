@@ -6,9 +6,8 @@ a whole file in one round trip.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-
 import re
+from collections.abc import Iterable, Sequence
 
 from pydantic import ValidationError
 

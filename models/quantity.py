@@ -91,7 +91,7 @@ def format_units(resource: str, units: int) -> str:
     """Inverse of to_units for messages: 1500 cpu units -> '1500m', bytes -> '2Gi' when exact."""
     if resource in MILLI_RESOURCES:
         return f"{units // 1000}" if units % 1000 == 0 else f"{units}m"
-    if units and resource in ("memory", "ephemeral-storage") or resource.startswith("hugepages-"):
+    if (units and resource in ("memory", "ephemeral-storage")) or resource.startswith("hugepages-"):
         for suffix, factor in sorted(_BINARY.items(), key=lambda kv: -kv[1]):
             if units % factor == 0 and units >= factor:
                 return f"{units // factor}{suffix}"

@@ -1,0 +1,158 @@
+"""`agentplace` command line: plan and explain a window of pending agents."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from models import InputErrors, load_paths
+from optimizer import Plan, PlanInvalidError, SolveConfig, optimize
+from optimizer.explain import explain_pending
+from optimizer.snapshot import build_snapshot
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Batch placement of AI agents onto Kubernetes clusters with CP-SAT.")
+out = Console()
+err = Console(stderr=True)
+
+
+class Output(StrEnum):
+    json = "json"
+    yaml = "yaml"
+    table = "table"
+
+
+class Strategy(StrEnum):
+    LeastAllocated = "LeastAllocated"
+    MostAllocated = "MostAllocated"
+
+
+class PdbMode(StrEnum):
+    hard = "hard"
+    best_effort = "best-effort"
+
+
+Files = Annotated[list[Path], typer.Option(
+    "-f", "--filename", help="File, directory or '-' (stdin) with kubectl JSON/YAML; repeatable.")]
+
+
+def _load(files: list[Path]) -> Any:
+    try:
+        return load_paths(files)
+    except InputErrors as exc:
+        # plain text: error lines must not be re-wrapped, scripts grep them
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _dump(data: Any, fmt: Output) -> None:
+    if fmt is Output.yaml:
+        sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
+    else:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def _plan_table(plan: Plan) -> None:
+    by_node: dict[str, list[str]] = {}
+    for p in plan.placements:
+        by_node.setdefault(p.node, []).append(p.agent)
+    t = Table(title=f"Placements ({len(plan.placements)})")
+    t.add_column("node")
+    t.add_column("agents", justify="right")
+    t.add_column("examples", overflow="fold")
+    for node, agents in sorted(by_node.items()):
+        t.add_row(node, str(len(agents)), ", ".join(agents[:3]) + (" …" if len(agents) > 3 else ""))
+    out.print(t)
+    if plan.unplaced:
+        u = Table(title=f"Unplaced ({len(plan.unplaced)})")
+        u.add_column("agent")
+        u.add_column("reason", overflow="fold")
+        for x in plan.unplaced:
+            u.add_row(x.agent, x.reason)
+        out.print(u)
+    terms = plan.objective_terms
+    base = plan.baseline
+    s = Table(title="Summary", show_header=False)
+    s.add_row("status", plan.status)
+    s.add_row("verified", "yes" if plan.verified else "NO")
+    s.add_row("placed", f"{terms.get('placed_agents')} (greedy {base.get('placed_agents')})")
+    s.add_row("placed priority", f"{terms.get('placed_priority')} (greedy {base.get('placed_priority')})")
+    sec = terms.get("secondary", {})
+    s.add_row(str(sec.get("term")), f"{sec.get('value')} (greedy {base.get('secondary', {}).get('value')})")
+    s.add_row("objective / bound / gap", f"{plan.objective} / {plan.bound} / {plan.gap}")
+    m = plan.model
+    s.add_row("model", f"{m.get('candidate_pairs')} candidate pairs, {m.get('variables')} variables, "
+                       f"{m.get('constraints')} constraints ({m.get('agent_classes')} agent classes)")
+    s.add_row("timings (s)", ", ".join(f"{k} {v:.3f}" for k, v in plan.timings.items()))
+    out.print(s)
+    for w in plan.warnings:
+        err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+
+
+@app.command()
+def plan(
+    filename: Files,
+    output: Annotated[Output, typer.Option("-o", "--output")] = Output.table,
+    time_limit: Annotated[float, typer.Option(help="Solver time limit, seconds.", min=0.01)] = 10.0,
+    workers: Annotated[int, typer.Option(help="CP-SAT search workers.", min=1)] = 2,
+    strategy: Annotated[Strategy, typer.Option(
+        help="Tie-break after placed priority: balance or pack.")] = Strategy.LeastAllocated,
+    seed: Annotated[int, typer.Option(help="Solver random seed.")] = 0,
+    no_preemption: Annotated[bool, typer.Option(
+        "--no-preemption", help="Never evict running pods (no effect until preemption lands).")] = False,
+    pdb: Annotated[PdbMode, typer.Option(
+        help="PodDisruptionBudgets on evictions (no effect until preemption lands).")] = PdbMode.hard,
+    verbose: Annotated[bool, typer.Option(
+        "-v", "--verbose", help="Log model size and solver progress.")] = False,
+) -> None:
+    """Place the pending agents found in the input onto its nodes, as one CP-SAT batch."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr)
+    inv = _load(filename)
+    cfg = SolveConfig(time_limit=time_limit, workers=workers, seed=seed, strategy=strategy.value,
+                      preemption=not no_preemption, pdb_mode=pdb.value, log_search=verbose)
+    try:
+        result = optimize(inv, cfg)
+    except PlanInvalidError as exc:
+        typer.echo(f"internal error: plan failed verification: {exc}", err=True)
+        raise typer.Exit(3) from None
+    if output is Output.table:
+        _plan_table(result)
+    else:
+        _dump(result.to_dict(), output)
+
+
+@app.command()
+def explain(
+    filename: Files,
+    output: Annotated[Output, typer.Option("-o", "--output")] = Output.table,
+) -> None:
+    """kube-scheduler's Filter verdict for every pending agent against the cluster as given."""
+    snap = build_snapshot(_load(filename))
+    results = explain_pending(snap)
+    if output is not Output.table:
+        _dump({"agents": [r.to_dict() for r in results]}, output)
+        return
+    t = Table(title=f"Pending agents ({len(results)}) against {snap.num_nodes} nodes")
+    t.add_column("agent")
+    t.add_column("feasible", justify="right")
+    t.add_column("message", overflow="fold")
+    for r in results:
+        t.add_row(r.agent, str(len(r.feasible)), r.message)
+    out.print(t)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
