@@ -11,7 +11,8 @@ from collections.abc import Iterable, Sequence
 
 from pydantic import ValidationError
 
-_FIELD = re.compile(r"^[a-z][A-Za-z0-9]*(\[\d+\])?$")
+# a field (`operator`, `values[0]`) or a resource name (`ephemeral-storage`, `nvidia.com/gpu`)
+_FIELD = re.compile(r"^[a-z][-A-Za-z0-9_./]*(\[\d+\])?$")
 
 
 class InputError(ValueError):
@@ -71,7 +72,8 @@ def from_validation_error(obj: str, exc: ValidationError, prefix: str = "") -> l
                 msg = msg[len(noise):]
         head, sep, tail = msg.partition(": ")
         if sep and _FIELD.match(head) and err["type"] in ("value_error", "assertion_error"):
-            # validators name a sub-field first ("operator: Invalid value: ..."): fold it into the path
+            # validators name a sub-field first ("operator: Invalid value: ..."): fold it into
+            # the path
             path = f"{path}.{head}" if path else head
             msg = tail
         if err["type"] == "missing":

@@ -39,12 +39,16 @@ def _describe_raw(kind: str, raw: dict[str, Any], where: str) -> str:
     name = meta.get("name") if isinstance(meta, dict) else None
     if not name:
         return f"{kind or 'object'} <unnamed, {where}>"
+    if not kind:
+        return f"object {name} ({where})"
     if kind in NAMESPACED:
         return f"{kind} {meta.get('namespace') or 'default'}/{name}"
     return f"{kind} {name}"
 
 
-def _flatten(doc: Any, where: str, errors: list[InputError]) -> Iterator[tuple[dict[str, Any], str]]:
+def _flatten(
+    doc: Any, where: str, errors: list[InputError]
+) -> Iterator[tuple[dict[str, Any], str]]:
     """Yield (object, where) pairs, unwrapping `kind: List` and `PodList`-style wrappers."""
     if doc is None:
         return
@@ -70,14 +74,34 @@ def _flatten(doc: Any, where: str, errors: list[InputError]) -> Iterator[tuple[d
     yield doc, where
 
 
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    """One line, `line 5, column 11: expected ',' or '}' (while parsing a flow mapping ...)`."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    if mark is None or not problem:
+        return " ".join(str(exc).split())
+    out = f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and cmark is not None:
+        out += f" ({context} started at line {cmark.line + 1}, column {cmark.column + 1})"
+    return out
+
+
 def _parse_text(text: str, source: str, errors: list[InputError]) -> list[Any]:
-    stripped = text.lstrip()
-    try:
-        if source.endswith(".json") or stripped.startswith(("{", "[")):
+    json_error = None
+    if source.endswith(".json") or text.lstrip().startswith(("{", "[")):
+        try:
             return [json.loads(text)]
+        except json.JSONDecodeError as exc:
+            json_error = f"not valid JSON: {exc}"
+        if source.endswith(".json"):
+            errors.append(InputError(f"file {source}", "", json_error))
+            return []
+    # `{kind: Pod, ...}` is flow-style YAML, not JSON: it only looked like JSON
+    try:
         return list(yaml.safe_load_all(text))
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        errors.append(InputError(f"file {source}", "", f"not valid JSON or YAML: {exc}"))
+    except yaml.YAMLError as exc:
+        reason = json_error or f"not valid YAML: {_yaml_reason(exc)}"
+        errors.append(InputError(f"file {source}", "", reason))
         return []
 
 

@@ -19,7 +19,9 @@ class Taint(KubeModel):
 
     def __str__(self) -> str:
         # kube's Taint.ToString(): key=value:effect, `=value` dropped when empty
-        return f"{self.key}={self.value}:{self.effect}" if self.value else f"{self.key}:{self.effect}"
+        if self.value:
+            return f"{self.key}={self.value}:{self.effect}"
+        return f"{self.key}:{self.effect}"
 
 
 class NodeSpec(KubeModel):
@@ -37,7 +39,9 @@ class NodeStatus(KubeModel):
     def _non_negative(cls, v: dict[str, QuantityField] | None) -> dict[str, QuantityField] | None:
         for name, q in (v or {}).items():
             if q.value < 0:
-                raise ValueError(f"{name}: Invalid value: {q.text!r}: must be greater than or equal to 0")
+                raise ValueError(
+                    f"{name}: Invalid value: {q.text!r}: must be greater than or equal to 0"
+                )
         return v
 
 

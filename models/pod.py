@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from fractions import Fraction
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -24,6 +24,12 @@ class Toleration(KubeModel):
     value: str = ""
     effect: TaintEffectOrAll = ""
     toleration_seconds: int | None = None
+
+    @field_validator("operator", mode="before")
+    @classmethod
+    def _empty_means_equal(cls, v: Any) -> Any:
+        # ValidateTolerations and ToleratesTaint read an empty operator as Equal
+        return "Equal" if v == "" else v
 
     @model_validator(mode="after")
     def _valid(self) -> Toleration:
@@ -65,7 +71,9 @@ class ResourceRequirements(KubeModel):
     def _non_negative(cls, v: dict[str, QuantityField]) -> dict[str, QuantityField]:
         for name, q in v.items():
             if q.value < 0:
-                raise ValueError(f"{name}: Invalid value: {q.text!r}: must be greater than or equal to 0")
+                raise ValueError(
+                    f"{name}: Invalid value: {q.text!r}: must be greater than or equal to 0"
+                )
         return v
 
     def effective_requests(self) -> dict[str, Fraction]:

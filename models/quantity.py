@@ -1,7 +1,8 @@
 """Exact Kubernetes resource quantities (k8s.io/apimachinery/pkg/api/resource).
 
-Quantities are kept as exact fractions and converted to integer base units only at the end,
-rounding up as `Quantity.Value()` / `MilliValue()` do, so the solver never sees a float.
+Quantities are kept as exact fractions (rounded up to whole nanos at parse time, as kube does)
+and converted to integer base units only at the end, rounding up as `Quantity.Value()` /
+`MilliValue()` do, so the solver never sees a float.
 """
 
 from __future__ import annotations
@@ -27,10 +28,14 @@ _DECIMAL = {
     "P": Fraction(10**15),
     "E": Fraction(10**18),
 }
+# ASCII digits only, as kube's scanner: `\d` would also accept '٣' and other Unicode digits
 _GRAMMAR = re.compile(
-    r"^(?P<sign>[+-]?)(?P<num>\d+\.?\d*|\.\d+)"
-    r"(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|[eE](?P<exp>[+-]?\d+))?$"
+    r"(?P<sign>[+-]?)(?P<num>[0-9]+\.?[0-9]*|\.[0-9]+)"
+    r"(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|[eE](?P<exp>[+-]?[0-9]+))?"
 )
+_NANO = 10**9
+# kube caps a binary-suffixed quantity at 2^63-1 ("9Ei" parses as 9223372036854775807)
+_MAX_BINARY = 2**63 - 1
 # resources counted in thousandths: kube reads them with MilliValue()
 MILLI_RESOURCES = frozenset({"cpu"})
 
@@ -54,14 +59,16 @@ def parse_quantity(raw: Any) -> Quantity:
     if isinstance(raw, Quantity):
         return raw
     if isinstance(raw, bool) or not isinstance(raw, str | int | float):
-        raise ValueError(f"{raw!r} is not a quantity: expected a string such as \"500m\" or \"4Gi\"")
+        raise ValueError(
+            f"{raw!r} is not a quantity: expected a string such as \"500m\" or \"4Gi\""
+        )
     if isinstance(raw, float):
         if not math.isfinite(raw):
             raise ValueError(f"{raw!r} is not a quantity")
         text = repr(raw)
     else:
         text = str(raw)
-    m = _GRAMMAR.match(text.strip()) if isinstance(raw, str) else _GRAMMAR.match(text)
+    m = _GRAMMAR.fullmatch(text.strip()) if isinstance(raw, str) else _GRAMMAR.fullmatch(text)
     if m is None:
         raise ValueError(
             f"{text!r} is not a quantity: quantities must match the regular expression "
@@ -76,6 +83,11 @@ def parse_quantity(raw: Any) -> Quantity:
     else:
         suffix = m["suffix"] or ""
         value *= _BINARY[suffix] if suffix in _BINARY else _DECIMAL[suffix]
+    # ParseQuantity rounds every value away from zero to a whole nano ("0.1n" -> 1n), so sums
+    # of several quantities match kube's, not just each one alone
+    value = Fraction(math.ceil(value * _NANO), _NANO)
+    if m["suffix"] in _BINARY and value > _MAX_BINARY:
+        value = Fraction(_MAX_BINARY)
     if m["sign"] == "-":
         value = -value
     return Quantity(value, text.strip())

@@ -26,21 +26,16 @@ def parse_int64(text: str) -> int | None:
 
 
 def _check_values(operator: str, values: list[str]) -> None:
+    # ValidateNodeSelectorRequirement's wording; a non-integer Gt/Lt value is admitted by the
+    # API server (the scheduler then matches the term against no node): see gt_lt_warnings
     if operator in ("In", "NotIn") and not values:
-        raise ValueError(f"values: Required value: must be specified when `operator` is '{operator}'")
+        raise ValueError("values: Required value: must be specified when `operator` is 'In' or 'NotIn'")
     if operator in ("Exists", "DoesNotExist") and values:
         raise ValueError(
-            f"values: Forbidden: may not be specified when `operator` is '{operator}'"
-        )
-    if operator in ("Gt", "Lt"):
-        if len(values) != 1:
-            raise ValueError(f"values: Required value: must be specified single value when "
-                             f"`operator` is '{operator}'")
-        if parse_int64(values[0]) is None:
-            raise ValueError(
-                f"values[0]: Invalid value: {values[0]!r}: must be an integer when "
-                f"`operator` is '{operator}'"
-            )
+            "values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'")
+    if operator in ("Gt", "Lt") and len(values) != 1:
+        raise ValueError(
+            "values: Required value: must be specified single value when `operator` is 'Lt' or 'Gt'")
 
 
 class NodeSelectorRequirement(KubeModel):

@@ -15,7 +15,50 @@ from optimizer.rules import RULES, NodeUsage, Reason
 from optimizer.snapshot import Snapshot
 
 
-def node_reasons(pod: Pod, node: Node, usage: NodeUsage) -> list[Reason]:
+@dataclass(frozen=True)
+class PreFilterResult:
+    """What PreFilter plugins decided before any Filter ran: `nodes` None means all nodes;
+    `failure` is the PreFilterMsg when a plugin rejected the pod outright."""
+
+    nodes: frozenset[str] | None = None
+    plugins: tuple[str, ...] = ()
+    failure: str | None = None
+
+
+def run_pre_filters(pod: Pod) -> PreFilterResult:
+    """framework.RunPreFilterPlugins: node sets intersect; the first failure stops the run."""
+    nodes: frozenset[str] | None = None
+    plugins: list[str] = []
+    for rule in RULES:
+        pre = getattr(rule, "pre_filter", None)
+        if pre is None:
+            continue
+        names, failure = pre(pod)
+        if failure:
+            return PreFilterResult(failure=failure)
+        if names is not None:
+            nodes = frozenset(names) if nodes is None else nodes & names
+            plugins.append(rule.name)
+    if nodes is not None and not nodes:
+        joined = ", ".join(plugins)
+        msg = (f"node(s) didn't satisfy plugin {plugins[0]}" if len(plugins) == 1 else
+               f"node(s) didn't satisfy plugin(s) [{joined}] simultaneously")
+        return PreFilterResult(failure=msg)
+    return PreFilterResult(nodes, tuple(plugins))
+
+
+def absent_reason(pre: PreFilterResult) -> Reason:
+    """The status kube gives nodes a PreFilterResult left out (schedule_one.go)."""
+    return Reason(pre.plugins[0] if pre.plugins else "PreFilter",
+                  f"node(s) didn't satisfy plugin(s) [{', '.join(sorted(pre.plugins))}]",
+                  unresolvable=True)
+
+
+def node_reasons(pod: Pod, node: Node, usage: NodeUsage,
+                 pre: PreFilterResult | None = None) -> list[Reason]:
+    """The reasons of the first rule, in Filter order, that rejects `node`."""
+    if pre is not None and pre.nodes is not None and node.name not in pre.nodes:
+        return [absent_reason(pre)]
     for rule in RULES:
         reasons = rule.explain(pod, node, usage)
         if reasons:
@@ -23,8 +66,12 @@ def node_reasons(pod: Pod, node: Node, usage: NodeUsage) -> list[Reason]:
     return []
 
 
-def fit_message(num_nodes: int, rejected: Mapping[str, list[Reason]]) -> str:
-    """framework.FitError.Error(): reasons counted over nodes and sorted as strings."""
+def fit_message(num_nodes: int, rejected: Mapping[str, list[Reason]],
+                pre_filter_msg: str | None = None) -> str:
+    """framework.FitError.Error(): reasons counted over nodes and sorted as strings; when a
+    PreFilter rejected the pod, only its message."""
+    if pre_filter_msg:
+        return f"0/{num_nodes} nodes are available: {pre_filter_msg}."
     histogram: Counter[str] = Counter()
     for reasons in rejected.values():
         for r in dict.fromkeys(x.message for x in reasons):
@@ -62,9 +109,17 @@ def cluster_usage(snap: Snapshot, extra: Mapping[str, str] | None = None) -> dic
 
 def explain_agent(pod: Pod, snap: Snapshot, usage: Mapping[str, NodeUsage]) -> AgentExplanation:
     out = AgentExplanation(pod.ref)
+    if not snap.nodes:
+        out.message = "no nodes available to schedule pods"  # ErrNoNodesAvailable
+        return out
+    pre = run_pre_filters(pod)
+    if pre.failure:
+        out.rejected = {n.name: pre.failure for n in snap.nodes}
+        out.message = fit_message(len(snap.nodes), {}, pre.failure)
+        return out
     rejected: dict[str, list[Reason]] = {}
     for node in snap.nodes:
-        reasons = node_reasons(pod, node, usage[node.name])
+        reasons = node_reasons(pod, node, usage[node.name], pre)
         if reasons:
             rejected[node.name] = reasons
             out.rejected[node.name] = ", ".join(r.message for r in reasons)

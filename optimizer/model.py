@@ -48,6 +48,8 @@ class ModelBuilder:
 
     @property
     def pairs_of_node(self) -> dict[int, np.ndarray]:
+        if self._pairs_of_node is None and self.pair_node.size == 0:
+            self._pairs_of_node = {}
         if self._pairs_of_node is None:
             order = np.argsort(self.pair_node, kind="stable")
             nodes, starts = np.unique(self.pair_node[order], return_index=True)

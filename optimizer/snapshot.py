@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from models import Inventory, Node, Pod, PriorityClass
+from models.selectors import parse_int64
 
 # kube's built-in classes (pkg/apis/scheduling/types.go)
 SYSTEM_PRIORITIES = {"system-cluster-critical": 2_000_000_000, "system-node-critical": 2_000_001_000}
@@ -43,6 +44,23 @@ def resolve_priority(pod: Pod, classes: dict[str, PriorityClass], default: int) 
     return default
 
 
+def gt_lt_warnings(pod: Pod) -> list[str]:
+    """kube admits a Gt/Lt bound that is not an integer and then silently matches no node with
+    that term; we place the same way but say so."""
+    aff = pod.spec.affinity.node_affinity if pod.spec.affinity else None
+    required = aff.required_during_scheduling_ignored_during_execution if aff else None
+    out = []
+    for t, term in enumerate(required.node_selector_terms if required else []):
+        for e, req in enumerate(term.match_expressions):
+            if req.operator in ("Gt", "Lt") and parse_int64(req.values[0]) is None:
+                out.append(
+                    f"Pod {pod.ref}: spec.affinity.nodeAffinity.requiredDuringScheduling"
+                    f"IgnoredDuringExecution.nodeSelectorTerms[{t}].matchExpressions[{e}].values[0]: "
+                    f"{req.values[0]!r} is not an integer, so this term matches no node "
+                    "(kube-scheduler does the same)")
+    return out
+
+
 def build_snapshot(inv: Inventory) -> Snapshot:
     nodes = tuple(sorted(inv.nodes, key=lambda n: n.name))
     node_pos = {n.name: i for i, n in enumerate(nodes)}
@@ -56,6 +74,8 @@ def build_snapshot(inv: Inventory) -> Snapshot:
                 f"Pod {pod.ref}: spec.nodeName {pod.spec.node_name!r} is not among the "
                 "given nodes; its usage is not counted"
             )
+    for pod in inv.pending:
+        warnings.extend(gt_lt_warnings(pod))
     # kube's queue order (PrioritySort): priority, then creation time, then name for determinism
     classes = {pc.name: pc for pc in inv.priority_classes}
     default = next((pc.value for pc in inv.priority_classes if pc.global_default), 0)

@@ -86,3 +86,14 @@ def test_fallback_to_greedy_when_the_solver_finds_nothing(monkeypatch):
     assert plan.status == "FALLBACK" and plan.verified and plan.bound is None
     assert len(plan.placements) == 2
     assert any("greedy plan returned" in w for w in plan.warnings)
+
+
+def test_a_non_integer_gt_bound_is_admitted_like_kube_but_warned_about():
+    from tests.builders import expr, required_node_affinity
+    inv = inventory(node("n1", "4", labels={"rank": "5"}),
+                    pod("a", "1", affinity=required_node_affinity([expr("rank", "Gt", "abc")])))
+    plan = optimize(inv, FAST)
+    assert plan.placements == []
+    assert plan.unplaced[0].reason == (
+        "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.")
+    assert any("'abc' is not an integer" in w for w in plan.warnings)
