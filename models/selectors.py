@@ -38,15 +38,21 @@ def _check_values(operator: str, values: list[str]) -> None:
             "values: Required value: must be specified single value when `operator` is 'Lt' or 'Gt'")
 
 
-class NodeSelectorRequirement(KubeModel):
+class _Requirement(KubeModel):
+    """key/operator/values, checked as the API server checks them."""
+
     key: str = Field(min_length=1)
-    operator: NodeSelectorOperator
+    operator: str
     values: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _valid(self) -> NodeSelectorRequirement:
+    def _valid(self) -> _Requirement:
         _check_values(self.operator, self.values)
         return self
+
+
+class NodeSelectorRequirement(_Requirement):
+    operator: NodeSelectorOperator
 
 
 class NodeSelectorFieldRequirement(NodeSelectorRequirement):
@@ -82,15 +88,8 @@ class PreferredSchedulingTerm(KubeModel):
     preference: NodeSelectorTerm
 
 
-class LabelSelectorRequirement(KubeModel):
-    key: str = Field(min_length=1)
+class LabelSelectorRequirement(_Requirement):
     operator: LabelSelectorOperator
-    values: list[str] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _valid(self) -> LabelSelectorRequirement:
-        _check_values(self.operator, self.values)
-        return self
 
 
 class LabelSelector(KubeModel):
