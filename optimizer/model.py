@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 from ortools.sat.python import cp_model
@@ -26,6 +27,7 @@ class ModelBuilder:
     x: list[cp_model.IntVar] = field(default_factory=list)
     placed: list[cp_model.LinearExprT] = field(default_factory=list)  # per class
     constraints: Counter[str] = field(default_factory=Counter)
+    symmetry_groups: list[list[int]] = field(default_factory=list)
     _pairs_of_node: dict[int, np.ndarray] | None = None
 
     def build_variables(self) -> None:
@@ -88,3 +90,65 @@ def candidate_pairs(ix: Index, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray
     upper = np.minimum(per_res.min(axis=1), ix.class_size[cls])
     keep = upper > 0
     return cls[keep].astype(np.int64), node[keep].astype(np.int64), upper[keep].astype(np.int64)
+
+
+HOSTNAME = "kubernetes.io/hostname"
+
+
+def node_symmetry_groups(mb: ModelBuilder) -> list[list[int]]:
+    """Touched nodes that are interchangeable: no running pods, same allocatable, same labels
+    (but the per-node hostname), same taints and cordon state, same candidate classes with the
+    same bounds. Any plan can be permuted within such a group without changing its validity or
+    its objective."""
+    ix = mb.ix
+    groups: dict[tuple[object, ...], list[int]] = {}
+    for n, ps in sorted(mb.pairs_of_node.items()):
+        if ix.used[n].any():
+            continue
+        node = ix.snap.nodes[n]
+        key = (
+            ix.alloc[n].tobytes(),
+            mb.pair_cls[ps].tobytes(),
+            mb.upper[ps].tobytes(),
+            tuple(sorted((k, v) for k, v in node.labels.items() if k != HOSTNAME)),
+            tuple(sorted((t.key, t.value, t.effect) for t in node.spec.taints)),
+            node.spec.unschedulable,
+        )
+        groups.setdefault(key, []).append(n)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def symmetry_weights(num_classes: int) -> np.ndarray:
+    """Positive, distinct per class: the load that orders interchangeable nodes."""
+    return np.arange(1, num_classes + 1, dtype=np.int64)
+
+
+def break_node_symmetry(mb: ModelBuilder) -> int:
+    """Order every group of interchangeable nodes by a weighted load, so the search sees one of
+    the k! equivalent permutations of each solution. Returns the number of constraints added."""
+    added = 0
+    by_node = mb.by_node()
+    mb.symmetry_groups = node_symmetry_groups(mb)
+    for group in mb.symmetry_groups:
+        loads = []
+        for n in group:
+            classes, xs = by_node[n]
+            weights = symmetry_weights(mb.ix.num_classes)[classes]
+            loads.append(cp_model.LinearExpr.weighted_sum(xs, weights.tolist()))
+        for a, b in pairwise(loads):
+            mb.model.add(a >= b)
+            added += 1
+    mb.count_constraint("node symmetry", added)
+    return added
+
+
+def canonical_counts(mb: ModelBuilder, counts: np.ndarray) -> np.ndarray:
+    """Permute a plan's columns within each symmetry group into the order the model demands, so
+    a greedy plan stays a feasible, complete hint."""
+    out = counts.copy()
+    w = symmetry_weights(mb.ix.num_classes)
+    for group in mb.symmetry_groups:
+        load = w @ counts[:, group]
+        order = np.argsort(-load, kind="stable")
+        out[:, group] = counts[:, np.asarray(group)[order]]
+    return out

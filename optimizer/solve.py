@@ -15,7 +15,7 @@ from optimizer.baseline import counts_from_assignment, greedy
 from optimizer.config import SolveConfig
 from optimizer.explain import cluster_usage, explain_agent
 from optimizer.index import Index
-from optimizer.model import ModelBuilder, candidate_pairs
+from optimizer.model import ModelBuilder, break_node_symmetry, candidate_pairs, canonical_counts
 from optimizer.objective import Objective, encode_objective
 from optimizer.plan import Placement, Plan, PlanInvalidError, Unplaced
 from optimizer.rules import RULES
@@ -55,6 +55,7 @@ def prefilter(ix: Index) -> tuple[np.ndarray, np.ndarray]:
 def _solve_cp(mb: ModelBuilder, obj: Objective, cfg: SolveConfig, hint: np.ndarray | None,
               clock: _Clock) -> tuple[cp_model.CpSolver, int]:
     if hint is not None:
+        hint = canonical_counts(mb, hint)
         for p, (c, n) in enumerate(zip(mb.pair_cls.tolist(), mb.pair_node.tolist(), strict=True)):
             mb.model.add_hint(mb.x[p], min(int(hint[c, n]), int(mb.upper[p])))
         if obj.secondary_var is not None:
@@ -126,6 +127,8 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
         cls, node, upper = candidate_pairs(ix, full)
         mb = ModelBuilder(ix, cls, node, upper)
         mb.build_variables()
+        if cfg.symmetry_breaking:
+            break_node_symmetry(mb)
         for rule in RULES:
             rule.encode(mb, ix)
         return mb, encode_objective(mb, cfg)

@@ -97,3 +97,14 @@ def test_a_non_integer_gt_bound_is_admitted_like_kube_but_warned_about():
     assert plan.unplaced[0].reason == (
         "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.")
     assert any("'abc' is not an integer" in w for w in plan.warnings)
+
+
+def test_node_symmetry_breaking_keeps_the_greedy_hint_feasible_and_the_plan_valid():
+    inv = inventory(*[node(f"n{i}", "4") for i in range(6)],
+                    *[pod(f"a{i}", "3") for i in range(3)], *[pod(f"b{i}", "1") for i in range(9)])
+    plan = optimize(inv, SolveConfig(time_limit=5, strategy="MostAllocated", symmetry_breaking=True))
+    assert plan.status == "OPTIMAL" and plan.verified
+    assert plan.model["constraints_by_family"]["node symmetry"] == 5
+    assert plan.objective_terms["placed_agents"] == 12
+    # 18 cpu on 4-cpu nodes: three nodes of 3+1, then six 1-cpu agents on two more
+    assert plan.objective_terms["secondary"]["value"] == 5
