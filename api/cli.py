@@ -86,8 +86,16 @@ def _plan_table(plan: Plan) -> None:
     s.add_row("verified", "yes" if plan.verified else "NO")
     s.add_row("placed", f"{terms.get('placed_agents')} (greedy {base.get('placed_agents')})")
     s.add_row("placed priority", f"{terms.get('placed_priority')} (greedy {base.get('placed_priority')})")
-    sec = terms.get("secondary", {})
-    s.add_row(str(sec.get("term")), f"{sec.get('value')} (greedy {base.get('secondary', {}).get('value')})")
+    s.add_row("profile", str(terms.get("profile")))
+    for name, t in terms.get("terms", {}).items():
+        greedy = base.get("terms", {}).get(name, {}).get("value")
+        s.add_row(f"{name} (weight {t['weight']})",
+                  f"{t['value']} of {t['max']} (greedy {greedy}): {t['description']}")
+    cost = terms.get("terms", {}).get("cost", {}).get("detail", {})
+    if cost.get("pricing_table"):
+        s.add_row("cost", f"{cost['spend_per_hour']} {cost['currency']}/h for "
+                          f"{cost['tokens_per_hour']} tokens/h = {cost['cost_per_million_tokens']} "
+                          f"{cost['currency']} per 1M tokens (table {cost['pricing_table']}, assumed)")
     s.add_row("objective / bound / gap", f"{plan.objective} / {plan.bound} / {plan.gap}")
     m = plan.model
     s.add_row("model", f"{m.get('candidate_pairs')} candidate pairs, {m.get('variables')} variables, "

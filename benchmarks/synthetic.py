@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "placed": ours["placed_agents"], "greedy_placed": base["placed_agents"],
         "placed_priority": ours["placed_priority"], "greedy_placed_priority": base["placed_priority"],
         "placed_ratio_vs_greedy": round(ours["placed_agents"] / max(1, base["placed_agents"]), 4),
-        "secondary": ours["secondary"], "greedy_secondary": base["secondary"],
+        "terms": {k: t["value"] for k, t in ours["terms"].items()},
+        "greedy_terms": {k: t["value"] for k, t in base["terms"].items()},
         "objective": plan.objective, "bound": plan.bound, "gap": plan.gap,
     }
     args.out.mkdir(parents=True, exist_ok=True)

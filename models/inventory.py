@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from models.agentplace import PricingTable, TokenBudget
 from models.node import Node
 from models.pod import Pod
 from models.policy import Namespace, PodDisruptionBudget, PriorityClass, ResourceQuota
@@ -17,6 +18,8 @@ class Inventory:
     priority_classes: list[PriorityClass] = field(default_factory=list)
     pdbs: list[PodDisruptionBudget] = field(default_factory=list)
     namespaces: list[Namespace] = field(default_factory=list)
+    pricing: list[PricingTable] = field(default_factory=list)
+    token_budgets: list[TokenBudget] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -34,4 +37,6 @@ class Inventory:
         self.priority_classes += other.priority_classes
         self.pdbs += other.pdbs
         self.namespaces += other.namespaces
+        self.pricing += other.pricing
+        self.token_budgets += other.token_budgets
         self.warnings += other.warnings

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from models.agentplace import TOKENS_PER_HOUR, PricingTable, TokenBudget
 from models.errors import InputError, InputErrors, from_validation_error
 from models.inventory import Inventory
 from models.meta import KubeObject
@@ -29,8 +30,10 @@ KINDS: dict[str, type[KubeObject]] = {
     "PriorityClass": PriorityClass,
     "PodDisruptionBudget": PodDisruptionBudget,
     "Namespace": Namespace,
+    "PricingTable": PricingTable,
+    "TokenBudget": TokenBudget,
 }
-NAMESPACED = frozenset({"Pod", "ResourceQuota", "PodDisruptionBudget"})
+NAMESPACED = frozenset({"Pod", "ResourceQuota", "PodDisruptionBudget", "TokenBudget"})
 SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -164,6 +167,10 @@ def _add(inv: Inventory, obj: KubeObject) -> None:
             inv.pdbs.append(obj)
         case Namespace():
             inv.namespaces.append(obj)
+        case PricingTable():
+            inv.pricing.append(obj)
+        case TokenBudget():
+            inv.token_budgets.append(obj)
 
 
 def _check_references(inv: Inventory, errors: list[InputError]) -> None:
@@ -175,6 +182,11 @@ def _check_references(inv: Inventory, errors: list[InputError]) -> None:
     classes = {pc.name for pc in inv.priority_classes}
     builtin = {"system-cluster-critical", "system-node-critical"}
     for pod in inv.pods:
+        tokens = pod.metadata.annotations.get(TOKENS_PER_HOUR)
+        if tokens is not None and not (tokens.isascii() and tokens.isdigit()):
+            errors.append(InputError(
+                f"Pod {pod.ref}", f"metadata.annotations[{TOKENS_PER_HOUR}]",
+                f"Invalid value: {tokens!r}: must be a non-negative integer (tokens per hour)"))
         name = pod.spec.priority_class_name
         if name and name not in classes | builtin and pod.spec.priority is None:
             errors.append(InputError(

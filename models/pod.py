@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -147,6 +148,8 @@ class PodSpec(KubeModel):
     tolerations: list[Toleration] = Field(default_factory=list)
     priority: int | None = Field(default=None, ge=-INT32_MAX - 1, le=INT32_MAX)
     priority_class_name: str | None = None
+    # a pod with a deadline is Terminating for ResourceQuota scopes
+    active_deadline_seconds: int | None = None
     preemption_policy: Literal["PreemptLowerPriority", "Never"] | None = None
     scheduler_name: str | None = None
     topology_spread_constraints: list[TopologySpreadConstraint] = Field(default_factory=list)
@@ -191,17 +194,44 @@ class Pod(KubeObject):
         init container together with the sidecars started before it) + spec.overhead.
         Summed exactly, rounded up once at the end as kube's MilliValue()/Value() do.
         """
-        reqs: dict[str, Fraction] = defaultdict(Fraction)
+        return {name: to_units(name, v) for name, v in self.exact_requests().items() if v != 0}
+
+    def limits(self) -> dict[str, int]:
+        """Effective limits in base units, as component-helpers' PodLimits computes them: the
+        same max(containers + sidecars, init peak) over limits only, plus spec.overhead on the
+        resources that have a non-zero limit. A resource no container limits is absent."""
+        return {name: to_units(name, v) for name, v in self.exact_limits().items() if v != 0}
+
+    def exact_requests(self) -> dict[str, Fraction]:
+        """requests() before rounding; a resource some container names stays, even at 0."""
+        reqs = self._aggregate(lambda r: r.effective_requests())
+        for name, q in self.spec.overhead.items():
+            reqs[name] = reqs.get(name, Fraction(0)) + q.value
+        return reqs
+
+    def exact_limits(self) -> dict[str, Fraction]:
+        """limits() before rounding; a resource some container limits stays, even at 0."""
+        lims = self._aggregate(lambda r: {n: q.value for n, q in r.limits.items()})
+        for name, q in self.spec.overhead.items():
+            if lims.get(name):
+                lims[name] += q.value
+        return lims
+
+    def _aggregate(
+        self, amounts: Callable[[ResourceRequirements], dict[str, Fraction]]
+    ) -> dict[str, Fraction]:
+        """kube's container aggregation (AggregateContainerRequests/Limits), exact."""
+        total: dict[str, Fraction] = defaultdict(Fraction)
         for c in self.spec.containers:
-            for name, v in c.resources.effective_requests().items():
-                reqs[name] += v
+            for name, v in amounts(c.resources).items():
+                total[name] += v
         sidecars: dict[str, Fraction] = defaultdict(Fraction)
         init_peak: dict[str, Fraction] = defaultdict(Fraction)
         for c in self.spec.init_containers:
-            own = c.resources.effective_requests()
+            own = amounts(c.resources)
             if c.restart_policy == "Always":
                 for name, v in own.items():
-                    reqs[name] += v
+                    total[name] += v
                     sidecars[name] += v
                 during = dict(sidecars)
             else:
@@ -211,7 +241,5 @@ class Pod(KubeObject):
             for name, v in during.items():
                 init_peak[name] = max(init_peak[name], v)
         for name, v in init_peak.items():
-            reqs[name] = max(reqs[name], v)
-        for name, q in self.spec.overhead.items():
-            reqs[name] += q.value
-        return {name: to_units(name, v) for name, v in reqs.items() if v != 0}
+            total[name] = max(total[name], v)
+        return dict(total)

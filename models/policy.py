@@ -38,6 +38,27 @@ class ResourceQuotaStatus(KubeModel):
     used: dict[str, QuantityField] = Field(default_factory=dict)
 
 
+# the quota names the pod evaluator tracks (pkg/quota/v1/evaluator/core/pods.go podResources),
+# besides hugepages-* / requests.hugepages-* and requests.<extended resource>
+POD_QUOTA_RESOURCES = frozenset({
+    "count/pods", "pods", "cpu", "memory", "ephemeral-storage", "requests.cpu",
+    "requests.memory", "requests.ephemeral-storage", "limits.cpu", "limits.memory",
+    "limits.ephemeral-storage",
+})
+
+
+def is_native_resource(name: str) -> bool:
+    """v1helper.IsNativeResource: no domain, or a kubernetes.io domain."""
+    return "/" not in name or "kubernetes.io/" in name
+
+
+def is_pod_quota_resource(name: str) -> bool:
+    """podEvaluator.MatchingResources for one name: a quota hard key that pods consume."""
+    return (name in POD_QUOTA_RESOURCES
+            or name.startswith(("hugepages-", "requests.hugepages-"))
+            or (not is_native_resource(name) and name.startswith("requests.")))
+
+
 class ResourceQuota(KubeObject):
     kind: str = "ResourceQuota"
     spec: ResourceQuotaSpec = Field(default_factory=ResourceQuotaSpec)

@@ -38,6 +38,8 @@ _NANO = 10**9
 _MAX_BINARY = 2**63 - 1
 # resources counted in thousandths: kube reads them with MilliValue()
 MILLI_RESOURCES = frozenset({"cpu"})
+# ResourceQuota names whose amounts are cpu: counted in millicores like cpu itself
+MILLI_QUOTA_RESOURCES = frozenset({"cpu", "requests.cpu", "limits.cpu"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,57 @@ def format_units(resource: str, units: int) -> str:
             if units % factor == 0 and units >= factor:
                 return f"{units // factor}{suffix}"
     return str(units)
+
+
+def quota_units(resource: str, value: Fraction, *, round_down: bool = False) -> int:
+    """Integer units of a ResourceQuota amount: millicores for cpu, requests.cpu and limits.cpu,
+    the plain value for the rest. Rounded up by default (a charge); `round_down` for a cap, so
+    integer sums compared with a rounded-down cap never accept what exact sums would not."""
+    scaled = value * 1000 if resource in MILLI_QUOTA_RESOURCES else value
+    return math.floor(scaled) if round_down else math.ceil(scaled)
+
+
+def quantity_format(text: str) -> str:
+    """kube's Quantity.Format of a spelling: BinarySI (Ki..Ei), DecimalExponent (1e3) or
+    DecimalSI (everything else, a bare number included)."""
+    m = _GRAMMAR.fullmatch(text.strip())
+    if m is not None and m["suffix"] in _BINARY:
+        return "BinarySI"
+    if m is not None and m["exp"] is not None:
+        return "DecimalExponent"
+    return "DecimalSI"
+
+
+_DECIMAL_SUFFIX = {-9: "n", -6: "u", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T", 15: "P",
+                   18: "E"}
+_BINARY_SUFFIX = ("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
+
+
+def canonical(value: Fraction, fmt: str = "DecimalSI") -> str:
+    """Quantity.String() of an exact value: what kube prints in messages (CanonicalizeBytes).
+
+    BinarySI stays binary only for whole values outside (-1024, 1024): 1536Mi, 3Ki, but 1000.
+    Decimal forms use the largest exponent that is a multiple of 3 and keeps the mantissa whole:
+    1.5 -> 1500m, 2000 -> 2k, 10 -> 10. DecimalExponent prints 2e3 where DecimalSI prints 2k.
+    """
+    if value == 0:
+        return "0"
+    sign = "-" if value < 0 else ""
+    value = abs(value)
+    if fmt == "BinarySI" and value >= 1024 and value.denominator == 1:
+        n, exp = int(value), 0
+        while n % 1024 == 0 and exp < len(_BINARY_SUFFIX) - 1:
+            n, exp = n // 1024, exp + 1
+        return f"{sign}{n}{_BINARY_SUFFIX[exp]}"
+    # a parsed (or summed) value is a whole number of nanos
+    mantissa, exp = math.ceil(value * _NANO), -9
+    while mantissa % 10 == 0:
+        mantissa, exp = mantissa // 10, exp + 1
+    shift = exp % 3
+    mantissa, exp = mantissa * 10**shift, exp - shift
+    if fmt == "DecimalExponent" or exp not in _DECIMAL_SUFFIX:
+        return f"{sign}{mantissa}" + (f"e{exp}" if exp else "")
+    return f"{sign}{mantissa}{_DECIMAL_SUFFIX[exp]}"
 
 
 def _serialize(q: Quantity) -> str:

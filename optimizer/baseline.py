@@ -9,26 +9,45 @@ picks at random among ties). Unlike kube on large clusters it scores every feasi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 
 from optimizer.index import Index
+from optimizer.rules import RULES, Rule
 
 NONZERO_CPU = 100  # millicores, pkg/scheduler/util DefaultMilliCPURequest
 NONZERO_MEMORY = 200 * 1024 * 1024  # DefaultMemoryRequest
 MAX_NODE_SCORE = 100
 
 
-def greedy(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAllocated") -> np.ndarray:
+@dataclass
+class GreedyState:
+    """What the greedy has bound so far, for rules whose verdict depends on other placements:
+    such a rule has `admits(ix, state, agent, node_mask) -> node_mask`, called per step."""
+
+    node_of: np.ndarray  # int64[agent]: node of each agent bound so far, -1 otherwise
+    placed: np.ndarray  # int64[cls]: agents of each class bound so far
+
+
+def greedy(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAllocated",
+           rules: Sequence[Rule] = RULES) -> np.ndarray:
     """int64[agent]: node index per pending agent, -1 when no node fits."""
+    hooks = [h for rule in rules if (h := getattr(rule, "admits", None)) is not None]
     free = ix.free.copy()  # [node, res]
     cpu, mem = ix.res_pos["cpu"], ix.res_pos["memory"]
     cap = ix.alloc[:, [cpu, mem]]  # [node, 2]
     nonzero_used = ix.used[:, [cpu, mem]].copy()  # approximates NonZeroRequested
     out = np.full(len(ix.snap.pending), -1, dtype=np.int64)
+    state = GreedyState(out, np.zeros(ix.num_classes, dtype=np.int64))
     for a in range(len(ix.snap.pending)):
         c = int(ix.class_of[a])
         req = ix.req[c]
         fits = static_mask[c] & np.all((req <= free) | (req == 0), axis=1)
+        for admits in hooks:
+            if fits.any():
+                fits = admits(ix, state, a, fits)
         if not fits.any():
             continue
         nz = np.array([req[cpu] or NONZERO_CPU, req[mem] or NONZERO_MEMORY], dtype=np.int64)
@@ -44,6 +63,7 @@ def greedy(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAllocated")
         score[~fits] = -1
         n = int(np.argmax(score))
         out[a] = n
+        state.placed[c] += 1
         free[n] -= req
         nonzero_used[n] += nz
     return out

@@ -7,11 +7,12 @@ the message is kube's histogram, `0/N nodes are available: ` + sorted "count rea
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from models import Node, Pod
 from optimizer.rules import RULES, NodeUsage, Reason
+from optimizer.rules.base import ClusterView
 from optimizer.snapshot import Snapshot
 
 
@@ -89,6 +90,7 @@ class AgentExplanation:
     feasible: list[str] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
     message: str = ""
+    admission: str | None = None  # an admission plugin's rejection, which replaces `message`
 
     def to_dict(self) -> dict[str, object]:
         return {"agent": self.agent, "feasible": self.feasible, "rejected": self.rejected,
@@ -97,17 +99,35 @@ class AgentExplanation:
 
 def cluster_usage(snap: Snapshot, extra: Mapping[str, str] | None = None) -> dict[str, NodeUsage]:
     """Requested resources per node: running pods, plus `extra` placements (agent -> node)."""
-    usage = {n.name: NodeUsage() for n in snap.nodes}
-    for pod in snap.running:
-        usage[pod.spec.node_name or ""].add(pod.requests())
+    bound = [(pod, pod.spec.node_name or "") for pod in snap.running]
     if extra:
         pods = {p.ref: p for p in snap.pending}
-        for agent, node in extra.items():
-            usage[node].add(pods[agent].requests())
+        bound += [(pods[agent], node) for agent, node in extra.items()]
+    namespaces = {p.namespace for p, _ in bound} | {p.namespace for p in snap.pending} | {
+        ns.name for ns in snap.namespaces}
+    view = ClusterView(snap.nodes, tuple(bound),
+                       {ns: snap.namespace_labels(ns) for ns in sorted(namespaces)})
+    usage = {n.name: NodeUsage(cluster=view) for n in snap.nodes}
+    for pod, node in bound:
+        usage[node].add(pod.requests())
     return usage
 
 
-def explain_agent(pod: Pod, snap: Snapshot, usage: Mapping[str, NodeUsage]) -> AgentExplanation:
+def admission_reason(pod: Pod, snap: Snapshot, placed: Collection[str] = ()) -> str | None:
+    """Admission plugins (ResourceQuota) run when a pod is created, before any Filter: the
+    first rejection in registry order, or None. `placed`: new agents created before it."""
+    for rule in RULES:
+        check = getattr(rule, "admission_reason", None)
+        if check is not None:
+            reason = check(pod, snap, placed)
+            if reason:
+                return str(reason)
+    return None
+
+
+def explain_agent(pod: Pod, snap: Snapshot, usage: Mapping[str, NodeUsage],
+                  placed: Collection[str] = ()) -> AgentExplanation:
+    """`placed`: the agents a plan places, created before this one (admission counts them)."""
     out = AgentExplanation(pod.ref)
     if not snap.nodes:
         out.message = "no nodes available to schedule pods"  # ErrNoNodesAvailable
@@ -131,6 +151,10 @@ def explain_agent(pod: Pod, snap: Snapshot, usage: Mapping[str, NodeUsage]) -> A
         out.message = f"{len(out.feasible)}/{len(snap.nodes)} nodes are feasible"
     else:
         out.message = f"{len(snap.nodes)}/{len(snap.nodes)} nodes are feasible"
+    # kube admits a pod before it schedules it: an admission error is what the user sees
+    out.admission = admission_reason(pod, snap, placed)
+    if out.admission:
+        out.message = out.admission
     return out
 
 

@@ -80,7 +80,15 @@ def class_key(pod: Pod, priority: int) -> str:
         "labels": pod.labels,
         "req": pod.requests(),
         "prio": priority,
+        "tokens": pod.metadata.annotations.get("agentplace.io/tokens-per-hour"),
         "spec": spec,
+        # ResourceQuota: a pod that exists (has a uid) is already charged; new agents are
+        # charged by limits too, by priorityClassName and deadline (scopes), and must name
+        # their cpu/memory per container ("must specify ... for: <containers>")
+        "admitted": bool(pod.metadata.uid),
+        "quota": [pod.limits(), pod.spec.priority_class_name, pod.spec.active_deadline_seconds,
+                  [[c.name, sorted(c.resources.requests), sorted(c.resources.limits)]
+                   for c in (*pod.spec.containers, *pod.spec.init_containers)]],
     }
     return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 

@@ -1,30 +1,50 @@
-"""Placed priority first, then a balance (LeastAllocated) or packing (MostAllocated) term.
+"""The weighted objective: placed priority first, then normalised, weighted terms.
 
-Integer scale (CP-SAT needs integers): objective = S * sum_c w[c] * placed[c] - secondary,
-with 0 <= secondary < S, so the secondary term only breaks ties between plans of equal placed
-priority. Priority weights are lexicographic when they fit in 2^53: w for a priority level is
-1 + the total weight of every agent of lower priority, so one higher-priority agent outweighs
-any number of lower ones (kube's queue order). If the window has too many levels for that,
-weights fall back to dense ranks and a warning says so.
+    maximise  P * sum_c w[c] * placed[c]  -  sum_k coef[k] * raw[k]
+
+Each term k has an integer raw value in [0, max[k]] over the window (to be minimised) and a
+weight from the profile; coef[k] = round(weight[k] * SCALE / max[k]), so a term's full swing
+is worth weight * SCALE objective units and the weights trade terms against each other
+whatever their units. P = 1 + sum_k coef[k] * max[k]: no combination of terms outweighs one
+unit of priority weight, so placed priority always dominates (never traded for balance or
+cost). Priority weights w are lexicographic while the whole objective fits in 2^62: w for a
+priority level is 1 + the total weight of every agent below it, so one higher-priority agent
+outweighs any number of lower ones (kube's queue order); beyond that they fall back to dense
+ranks and a warning says so. All coefficients are integers: CP-SAT stays exact.
+
+Terms (raw value, what it measures):
+  balance     sum over cpu and memory of the highest utilisation % among touched nodes
+  pack        empty nodes the window opens (kube's MostAllocated spirit)
+  cost        micro-currency per hour to serve the placed agents' token demand (pricing.py)
+  soft        unmet preferred node affinity weight + 100 per untolerated PreferNoSchedule taint
+  preemption  evicted priority (0 until preemption lands)
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from ortools.sat.python import cp_model
 
-from optimizer.config import SolveConfig
+from optimizer.config import TERMS, SolveConfig, resolve_weights
 from optimizer.index import Index
 from optimizer.model import ModelBuilder
+from optimizer.pricing import MICRO, Pricing, build_pricing
+from optimizer.rules.node_affinity import preferred_scores
+from optimizer.rules.taints import prefer_no_schedule_counts
 
-LIMIT = 2**53
+SCALE = 10_000
+INT_LIMIT = 2**62
 BALANCE_RESOURCES = ("cpu", "memory")
+TAINT_PENALTY = 100
+Counts = np.ndarray  # int64[cls, node]
 
 
-def priority_weights(ix: Index) -> tuple[np.ndarray, bool]:
-    """int64[cls] weights and whether they are exactly lexicographic."""
+def priority_weights(ix: Index, limit: int) -> tuple[np.ndarray, bool]:
+    """int64[cls] weights with sum(w * size) < limit, and whether they are lexicographic."""
     levels = np.unique(ix.class_priority)
     count = {int(p): int(ix.class_size[ix.class_priority == p].sum()) for p in levels}
     weight: dict[int, int] = {}
@@ -32,94 +52,198 @@ def priority_weights(ix: Index) -> tuple[np.ndarray, bool]:
     for p in levels.tolist():
         weight[p] = below + 1
         below += weight[p] * count[p]
-    if below < LIMIT // 1024:
+    if below < limit:
         return np.array([weight[int(p)] for p in ix.class_priority], dtype=np.int64), True
     rank = {int(p): i + 1 for i, p in enumerate(levels.tolist())}
     return np.array([rank[int(p)] for p in ix.class_priority], dtype=np.int64), False
 
 
 @dataclass
+class Term:
+    name: str
+    description: str
+    weight: float
+    max_value: int
+    evaluate: Callable[[Counts], int]
+    expr: cp_model.LinearExprT | None = None
+    coef: int = 0
+    detail: Callable[[Counts], dict[str, Any]] | None = None
+
+    def report(self, counts: Counts) -> dict[str, Any]:
+        value = self.evaluate(counts)
+        out: dict[str, Any] = {
+            "name": self.name, "description": self.description, "value": value,
+            "max": self.max_value,
+            "normalised": round(value / self.max_value, 6) if self.max_value else 0.0,
+            "weight": self.weight, "coefficient": self.coef, "contribution": -self.coef * value,
+        }
+        if self.detail is not None:
+            out["detail"] = self.detail(counts)
+        return out
+
+
+@dataclass
 class Objective:
-    """The encoded objective and enough to evaluate any plan with the same formula."""
-
-    strategy: str
-    weights: np.ndarray  # [cls]
-    scale: int
+    profile: str
+    weights: np.ndarray  # [cls] priority weights
+    scale: int  # P
     lexicographic: bool
-    balance_nodes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    pack_nodes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    secondary_var: cp_model.IntVar | None = None
-    open_vars: dict[int, cp_model.IntVar] = field(default_factory=dict)
+    terms: list[Term]
+    hints: list[tuple[cp_model.IntVar, Callable[[Counts], int]]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
-    def secondary(self, ix: Index, counts: np.ndarray) -> int:
-        """counts: int[cls, node]. Max utilisation % (balance) or nodes newly opened (pack)."""
-        if self.strategy == "LeastAllocated":
-            worst = 0
-            for r in BALANCE_RESOURCES:
-                j = ix.res_pos[r]
-                nodes = self.balance_nodes
-                if nodes.size == 0:
-                    continue
-                load = 100 * (ix.used[nodes, j] + ix.req[:, j] @ counts[:, nodes])
-                alloc = ix.alloc[nodes, j]
-                ok = alloc > 0
-                if ok.any():
-                    worst = max(worst, int((-(-load[ok] // alloc[ok])).max()))
-            return worst
-        return int((counts[:, self.pack_nodes].sum(axis=0) > 0).sum())
-
-    def value(self, ix: Index, counts: np.ndarray) -> int:
+    def value(self, counts: Counts) -> int:
         placed = counts.sum(axis=1)
-        return self.scale * int(self.weights @ placed) - self.secondary(ix, counts)
+        return self.scale * int(self.weights @ placed) - sum(t.coef * t.evaluate(counts)
+                                                             for t in self.terms)
 
-    def breakdown(self, ix: Index, counts: np.ndarray) -> dict[str, object]:
+    def breakdown(self, ix: Index, counts: Counts) -> dict[str, Any]:
         placed = counts.sum(axis=1)
         return {
-            "value": self.value(ix, counts),
+            "value": self.value(counts),
+            "profile": self.profile,
             "placed_agents": int(placed.sum()),
             "placed_priority": int(ix.class_priority @ placed),
             "priority_weight": int(self.weights @ placed),
-            "scale": self.scale,
+            "priority_scale": self.scale,
             "lexicographic_priority": self.lexicographic,
-            "secondary": {
-                "strategy": self.strategy,
-                "term": "max utilisation % (cpu, memory) of touched nodes"
-                if self.strategy == "LeastAllocated" else "empty nodes opened",
-                "value": self.secondary(ix, counts),
-            },
+            "terms": {t.name: t.report(counts) for t in self.terms},
         }
+
+
+def _pair_values(mb: ModelBuilder, per_pair: np.ndarray) -> Callable[[Counts], int]:
+    def evaluate(counts: Counts) -> int:
+        return int(per_pair @ counts[mb.pair_cls, mb.pair_node])
+    return evaluate
+
+
+def _per_class_max(mb: ModelBuilder, per_pair: np.ndarray) -> int:
+    """Sum over classes of size * the class's worst pair: the term's range over the window."""
+    worst = np.zeros(mb.ix.num_classes, dtype=np.int64)
+    np.maximum.at(worst, mb.pair_cls, per_pair)
+    return int(worst @ mb.ix.class_size)
+
+
+def _balance(mb: ModelBuilder, weight: float, hints: list[Any]) -> Term:
+    ix = mb.ix
+    touched = np.array(sorted(mb.pairs_of_node), dtype=np.int64)
+    cols = [ix.res_pos[r] for r in BALANCE_RESOURCES]
+
+    def util(counts: Counts, j: int) -> int:
+        if touched.size == 0:
+            return 0
+        load = 100 * (ix.used[touched, j] + ix.req[:, j] @ counts[:, touched])
+        alloc = ix.alloc[touched, j]
+        ok = alloc > 0
+        return int((-(-load[ok] // alloc[ok])).max()) if ok.any() else 0
+
+    term = Term("balance", "highest cpu and memory utilisation % among touched nodes (summed)",
+                weight, 100 * len(cols), lambda counts: sum(util(counts, j) for j in cols))
+    if weight > 0:
+        us = []
+        for j in cols:
+            u = mb.model.new_int_var(0, 100_000, f"util_{ix.resources[j]}")
+            us.append(u)
+            hints.append((u, lambda counts, j=j: util(counts, j)))
+            for n, (classes, xs) in mb.by_node().items():
+                alloc = int(ix.alloc[n, j])
+                if alloc <= 0:
+                    continue
+                terms = [int(100 * a) * x for a, x in zip(ix.req[classes, j], xs, strict=True) if a]
+                mb.model.add(100 * int(ix.used[n, j]) + sum(terms) <= alloc * u)
+                mb.count_constraint("balance")
+        term.expr = cp_model.LinearExpr.sum(us)
+    return term
+
+
+def _pack(mb: ModelBuilder, weight: float, hints: list[Any]) -> Term:
+    ix = mb.ix
+    touched = np.array(sorted(mb.pairs_of_node), dtype=np.int64)
+    empty = touched[ix.used[touched, ix.pods_res] == 0]
+    term = Term("pack", "empty nodes the window opens", weight, len(empty),
+                lambda counts: int((counts[:, empty].sum(axis=0) > 0).sum()))
+    if weight > 0 and empty.size:
+        nodes = mb.by_node()
+        ys = []
+        for n in empty.tolist():
+            y = mb.model.new_bool_var(f"open_{n}")
+            ys.append(y)
+            hints.append((y, lambda counts, n=n: int(counts[:, n].sum() > 0)))
+            for x in nodes[n][1]:
+                mb.model.add(x == 0).only_enforce_if(y.negated())
+            mb.count_constraint("pack", len(nodes[n][1]))
+        term.expr = cp_model.LinearExpr.sum(ys)
+    return term
+
+
+def _linear_term(mb: ModelBuilder, name: str, description: str, weight: float,
+                 per_pair: np.ndarray,
+                 detail: Callable[[Counts], dict[str, Any]] | None = None) -> Term:
+    term = Term(name, description, weight, _per_class_max(mb, per_pair),
+                _pair_values(mb, per_pair), detail=detail)
+    if weight > 0 and per_pair.any():
+        nz = np.nonzero(per_pair)[0]
+        term.expr = cp_model.LinearExpr.weighted_sum([mb.x[p] for p in nz.tolist()],
+                                                     per_pair[nz].tolist())
+    return term
+
+
+def _cost(mb: ModelBuilder, weight: float, pricing: Pricing) -> Term:
+    spend = pricing.spend(mb.ix, mb.pair_cls, mb.pair_node)
+    currency = pricing.table.spec.currency if pricing.table else "USD"
+    demand_pair = pricing.demand[mb.pair_cls]
+
+    def detail(counts: Counts) -> dict[str, Any]:
+        at = counts[mb.pair_cls, mb.pair_node]
+        total = float(spend @ at) / MICRO
+        tokens = int(demand_pair @ at)
+        return {
+            "pricing_table": pricing.table.name if pricing.table else None,
+            "currency": currency, "spend_per_hour": round(total, 6),
+            "tokens_per_hour": tokens,
+            "cost_per_million_tokens": round(total / tokens * 1e6, 6) if tokens else None,
+            "note": "prices and throughputs are the pricing table's assumptions",
+        }
+
+    return _linear_term(mb, "cost", f"micro-{currency} per hour to serve placed agents' tokens",
+                        weight, spend, detail)
+
+
+def _soft(mb: ModelBuilder, weight: float) -> Term:
+    ix = mb.ix
+    pref, max_pref = preferred_scores(ix)  # [cls, node], [cls]
+    taints = prefer_no_schedule_counts(ix)  # [cls, node]
+    penalty = (max_pref[mb.pair_cls] - pref[mb.pair_cls, mb.pair_node]
+               + TAINT_PENALTY * taints[mb.pair_cls, mb.pair_node]).astype(np.int64)
+    return _linear_term(mb, "soft", "unmet preferred node affinity weight + "
+                        f"{TAINT_PENALTY} per untolerated PreferNoSchedule taint", weight, penalty)
 
 
 def encode_objective(mb: ModelBuilder, cfg: SolveConfig) -> Objective:
     ix = mb.ix
-    weights, lexi = priority_weights(ix)
-    touched = np.array(sorted(mb.pairs_of_node), dtype=np.int64)
-    if cfg.strategy == "LeastAllocated":
-        obj = Objective(cfg.strategy, weights, 101, lexi, balance_nodes=touched)
-        u = mb.model.new_int_var(0, 100_000, "max_util_pct")
-        obj.secondary_var = u
-        for r in BALANCE_RESOURCES:
-            j = ix.res_pos[r]
-            for n, (classes, xs) in mb.by_node().items():
-                alloc = int(ix.alloc[n, j])
-                coef = ix.req[classes, j]
-                if alloc <= 0:
-                    continue
-                terms = [int(100 * a) * x for a, x in zip(coef, xs, strict=True) if a]
-                mb.model.add(100 * int(ix.used[n, j]) + sum(terms) <= alloc * u)
-                mb.count_constraint("balance")
-        secondary: cp_model.LinearExprT = u
-    else:
-        empty = touched[ix.used[touched, ix.pods_res] == 0]
-        obj = Objective(cfg.strategy, weights, len(empty) + 1, lexi, pack_nodes=empty)
-        nodes = mb.by_node()
-        for n in empty.tolist():
-            y = mb.model.new_bool_var(f"open_{n}")
-            obj.open_vars[n] = y
-            for x in nodes[n][1]:
-                mb.model.add(x == 0).only_enforce_if(y.negated())
-            mb.count_constraint("pack", len(nodes[n][1]))
-        secondary = cp_model.LinearExpr.sum(list(obj.open_vars.values()))
-    primary = cp_model.LinearExpr.weighted_sum(mb.placed, [int(w) for w in weights])
-    mb.model.maximize(obj.scale * primary - secondary)
+    profile, weights = resolve_weights(cfg)
+    hints: list[tuple[cp_model.IntVar, Callable[[Counts], int]]] = []
+    pricing = build_pricing(ix, ix.snap.pricing)
+    terms = [
+        _balance(mb, weights["balance"], hints),
+        _pack(mb, weights["pack"], hints),
+        _cost(mb, weights["cost"], pricing),
+        _soft(mb, weights["soft"]),
+        Term("preemption", "evicted priority (no evictions until preemption lands)",
+             weights["preemption"], 0, lambda counts: 0),
+    ]
+    assert [t.name for t in terms] == list(TERMS)
+    for t in terms:
+        if t.expr is not None and t.max_value > 0:
+            t.coef = max(1, round(t.weight * SCALE / t.max_value))
+    penalty_range = sum(t.coef * t.max_value for t in terms)
+    scale = penalty_range + 1
+    w, lexi = priority_weights(ix, (INT_LIMIT - penalty_range) // scale)
+    obj = Objective(profile, w, scale, lexi, terms, hints, list(pricing.warnings))
+    if not lexi:
+        obj.warnings.append("too many priority levels for exact lexicographic weights: "
+                            "priorities weighted by rank")
+    primary = cp_model.LinearExpr.weighted_sum(mb.placed, [int(x) for x in w])
+    penalties = [t.coef * t.expr for t in terms if t.coef and t.expr is not None]
+    mb.model.maximize(scale * primary - sum(penalties))
     return obj

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from models import Inventory, Node, Pod, PriorityClass
+from models import Inventory, Node, Pod, PriorityClass, ResourceQuota
+from models.agentplace import PricingTable
+from models.policy import Namespace, is_pod_quota_resource
 from models.selectors import parse_int64
 
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 # kube's built-in classes (pkg/apis/scheduling/types.go)
 SYSTEM_PRIORITIES = {"system-cluster-critical": 2_000_000_000, "system-node-critical": 2_000_001_000}
 
@@ -21,10 +24,20 @@ class Snapshot:
     pending: tuple[Pod, ...]
     priority: tuple[int, ...]  # resolved priority per pending agent
     priority_classes: tuple[PriorityClass, ...] = ()
+    quotas: tuple[ResourceQuota, ...] = ()  # by namespace, then name
     warnings: tuple[str, ...] = ()
     node_pos: dict[str, int] = field(default_factory=dict, compare=False)
     agent_pos: dict[str, int] = field(default_factory=dict, compare=False)
     running_on: tuple[tuple[int, ...], ...] = ()  # running pod indices per node
+    namespaces: tuple[Namespace, ...] = ()  # as given; see namespace_labels
+    pricing: PricingTable | None = None
+
+    def namespace_labels(self, name: str) -> dict[str, str]:
+        """A namespace's labels, for namespaceSelector: the given object's, and always
+        kubernetes.io/metadata.name=<name> (the API server sets it on every namespace), which
+        is all a namespace not given has."""
+        given = next((ns.metadata.labels for ns in self.namespaces if ns.name == name), {})
+        return {**given, NAMESPACE_NAME_LABEL: name}
 
     @property
     def num_nodes(self) -> int:
@@ -61,6 +74,30 @@ def gt_lt_warnings(pod: Pod) -> list[str]:
     return out
 
 
+def quota_warnings(quotas: tuple[ResourceQuota, ...]) -> list[str]:
+    """A quota the quota controller has not synced yet (no status.used for a hard resource):
+    kube's admission would refuse every pod it covers ("status unknown for quota"); we count
+    the usage ourselves from the input instead, and say so."""
+    out = []
+    for q in quotas:
+        missing = sorted(r for r in set(q.spec.hard) - set(q.status.used)
+                         if is_pod_quota_resource(r))
+        if missing:
+            out.append(
+                f"ResourceQuota {q.ref}: status.used has no {', '.join(missing)}: usage computed "
+                "from the bound and admitted pods of the namespace in the input (pods bound to "
+                "unknown nodes and finished pods are not counted)")
+    return out
+
+
+def _pricing(inv: Inventory, warnings: list[str]) -> PricingTable | None:
+    """One table prices the window; with several, the first by name wins and we say so."""
+    tables = sorted(inv.pricing, key=lambda t: t.name)
+    if len(tables) > 1:
+        warnings.append(f"{len(tables)} PricingTables given: using {tables[0].name}")
+    return tables[0] if tables else None
+
+
 def build_snapshot(inv: Inventory) -> Snapshot:
     nodes = tuple(sorted(inv.nodes, key=lambda n: n.name))
     node_pos = {n.name: i for i, n in enumerate(nodes)}
@@ -76,6 +113,8 @@ def build_snapshot(inv: Inventory) -> Snapshot:
             )
     for pod in inv.pending:
         warnings.extend(gt_lt_warnings(pod))
+    quotas = tuple(sorted(inv.quotas, key=lambda q: (q.namespace, q.name)))
+    warnings.extend(quota_warnings(quotas))
     # kube's queue order (PrioritySort): priority, then creation time, then name for determinism
     classes = {pc.name: pc for pc in inv.priority_classes}
     default = next((pc.value for pc in inv.priority_classes if pc.global_default), 0)
@@ -89,14 +128,18 @@ def build_snapshot(inv: Inventory) -> Snapshot:
     on: list[list[int]] = [[] for _ in nodes]
     for i, pod in enumerate(running):
         on[node_pos[pod.spec.node_name or ""]].append(i)
+    pricing = _pricing(inv, warnings)
     return Snapshot(
         nodes=nodes,
         running=tuple(running),
         pending=pending,
         priority=tuple(prio[p.ref] for p in pending),
         priority_classes=tuple(inv.priority_classes),
+        quotas=quotas,
         warnings=tuple(warnings),
         node_pos=node_pos,
         agent_pos={p.ref: i for i, p in enumerate(pending)},
         running_on=tuple(tuple(x) for x in on),
+        namespaces=tuple(sorted(inv.namespaces, key=lambda ns: ns.name)),
+        pricing=pricing,
     )

@@ -13,7 +13,7 @@ from ortools.sat.python import cp_model
 from models import Inventory
 from optimizer.baseline import counts_from_assignment, greedy
 from optimizer.config import SolveConfig
-from optimizer.explain import cluster_usage, explain_agent
+from optimizer.explain import admission_reason, cluster_usage, explain_agent
 from optimizer.index import Index
 from optimizer.model import ModelBuilder, break_node_symmetry, candidate_pairs, canonical_counts
 from optimizer.objective import Objective, encode_objective
@@ -58,10 +58,8 @@ def _solve_cp(mb: ModelBuilder, obj: Objective, cfg: SolveConfig, hint: np.ndarr
         hint = canonical_counts(mb, hint)
         for p, (c, n) in enumerate(zip(mb.pair_cls.tolist(), mb.pair_node.tolist(), strict=True)):
             mb.model.add_hint(mb.x[p], min(int(hint[c, n]), int(mb.upper[p])))
-        if obj.secondary_var is not None:
-            mb.model.add_hint(obj.secondary_var, obj.secondary(mb.ix, hint))
-        for n, y in obj.open_vars.items():
-            mb.model.add_hint(y, bool(hint[:, n].sum() > 0))
+        for var, value in obj.hints:
+            mb.model.add_hint(var, value(hint))
     solver = cp_model.CpSolver()
     p = solver.parameters
     p.max_time_in_seconds = cfg.time_limit
@@ -102,9 +100,14 @@ def _unplaced(snap: Snapshot, ix: Index, placements: list[tuple[str, str]]) -> l
     for i, pod in enumerate(snap.pending):
         if pod.ref in placed:
             continue
+        # an agent admission rejects (quota) is never created: kube's admission error, by name
+        admission = admission_reason(pod, snap, placed)
+        if admission:
+            out.append(Unplaced(pod.ref, admission))
+            continue
         c = int(ix.class_of[i])
         if c not in by_class:
-            e = explain_agent(pod, snap, usage)
+            e = explain_agent(pod, snap, usage, placed)
             by_class[c] = e.message if not e.feasible else (
                 f"{len(e.feasible)}/{len(snap.nodes)} nodes could still take it, but placing "
                 "it would lower the objective or the solver stopped at its time limit")
@@ -136,10 +139,7 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
     mb, obj = clock.run("build", build)
     log.info("model: %s", mb.size())
     solver, status = _solve_cp(mb, obj, cfg, base_counts if cfg.hint else None, clock)
-    warnings = list(snap.warnings)
-    if not obj.lexicographic:
-        warnings.append("too many priority levels for exact lexicographic weights: "
-                        "priorities weighted by rank")
+    warnings = list(snap.warnings) + obj.warnings
     plan_status = {cp_model.OPTIMAL: "OPTIMAL", cp_model.FEASIBLE: "FEASIBLE"}.get(status)
     counts = _counts_from_solver(mb, solver) if plan_status else base_counts
     if plan_status is None:
@@ -156,7 +156,7 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
     if violations:
         raise PlanInvalidError("; ".join(str(v) for v in violations[:10]))
     unplaced = clock.run("explain", lambda: _unplaced(snap, ix, placements))
-    objective = obj.value(ix, counts)
+    objective = obj.value(counts)
     bound = int(solver.best_objective_bound) if plan_status != "FALLBACK" else None
     plan = Plan(
         status=plan_status,

@@ -6,14 +6,20 @@ from __future__ import annotations
 from optimizer.rules.base import NodeUsage, Reason, Rule, StaticRule, Violation
 from optimizer.rules.node_affinity import NodeAffinity
 from optimizer.rules.node_unschedulable import NodeUnschedulable
+from optimizer.rules.pod_affinity import InterPodAffinity
+from optimizer.rules.quotas import ResourceQuota
 from optimizer.rules.resources import NodeResourcesFit
 from optimizer.rules.taints import TaintToleration
+from optimizer.rules.topology_spread import PodTopologySpread
 
 RULES: tuple[Rule, ...] = (
     NodeUnschedulable(),
     TaintToleration(),
     NodeAffinity(),
     NodeResourcesFit(),
+    PodTopologySpread(),
+    InterPodAffinity(),
+    ResourceQuota(),  # admission, not a Filter: last
 )
 
 __all__ = ["RULES", "NodeUsage", "Reason", "Rule", "StaticRule", "Violation"]

@@ -45,12 +45,26 @@ class Violation:
         return f"{self.rule}: {self.agent}{where}: {self.message}"
 
 
+@dataclass(frozen=True)
+class ClusterView:
+    """The whole cluster a pod is filtered against, for rules that count pods beyond one node
+    (PodTopologySpread): every node, and every bound pod (running plus earlier placements) with
+    the name of its node."""
+
+    nodes: tuple[Node, ...] = ()
+    pods: tuple[tuple[Pod, str], ...] = ()
+    # namespace -> labels, for namespaceSelector (InterPodAffinity); a namespace not listed
+    # has only kubernetes.io/metadata.name=<name>
+    namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
 @dataclass
 class NodeUsage:
     """What is already requested on one node (running pods plus earlier placements)."""
 
     requested: dict[str, int] = field(default_factory=dict)
     pods: int = 0
+    cluster: ClusterView | None = None  # shared by every node's usage; None: unknown
 
     def add(self, requests: Mapping[str, int]) -> None:
         for r, v in requests.items():

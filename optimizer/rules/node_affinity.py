@@ -143,6 +143,19 @@ def class_mask(pod: Pod, ix: Index) -> np.ndarray:
     return mask
 
 
+def preferred_scores(ix: Index) -> tuple[np.ndarray, np.ndarray]:
+    """(int64[cls, node] summed weights of matched preferred terms, int64[cls] their maximum):
+    NodeAffinity's Score before normalisation. Loops over classes and terms, not nodes."""
+    score = np.zeros((ix.num_classes, ix.num_nodes), dtype=np.int64)
+    best = np.zeros(ix.num_classes, dtype=np.int64)
+    for c, cls in enumerate(ix.classes):
+        aff = cls.pod.spec.affinity.node_affinity if cls.pod.spec.affinity else None
+        for pref in aff.preferred_during_scheduling_ignored_during_execution if aff else []:
+            score[c] += pref.weight * _term_mask(pref.preference, ix)
+            best[c] += pref.weight
+    return score, best
+
+
 class NodeAffinity(StaticRule):
     name: ClassVar[str] = "NodeAffinity"
 

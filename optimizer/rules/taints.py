@@ -35,6 +35,15 @@ def tolerated_matrix(ix: Index) -> np.ndarray:
     return out
 
 
+def prefer_no_schedule_counts(ix: Index) -> np.ndarray:
+    """int64[cls, node]: untolerated PreferNoSchedule taints, TaintToleration's Score input."""
+    soft = np.array([eff == "PreferNoSchedule" for (_, _, eff) in ix.taints], dtype=bool)
+    if not soft.any():
+        return np.zeros((ix.num_classes, ix.num_nodes), dtype=np.int64)
+    untolerated = (~tolerated_matrix(ix) & soft).astype(np.int64)  # [cls, taint]
+    return untolerated @ ix.node_taints.T.astype(np.int64)
+
+
 class TaintToleration(StaticRule):
     name: ClassVar[str] = "TaintToleration"
 

@@ -107,4 +107,4 @@ def test_node_symmetry_breaking_keeps_the_greedy_hint_feasible_and_the_plan_vali
     assert plan.model["constraints_by_family"]["node symmetry"] == 5
     assert plan.objective_terms["placed_agents"] == 12
     # 18 cpu on 4-cpu nodes: three nodes of 3+1, then six 1-cpu agents on two more
-    assert plan.objective_terms["secondary"]["value"] == 5
+    assert plan.objective_terms["terms"]["pack"]["value"] == 5

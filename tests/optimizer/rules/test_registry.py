@@ -8,7 +8,9 @@ from optimizer.rules import RULES, Rule
 
 # kube-scheduler's default Filter plugins, in order, restricted to the ones agentplace implements
 # (pkg/scheduler/apis/config/v1/default_plugins.go)
-KUBE_FILTER_ORDER = ("NodeUnschedulable", "TaintToleration", "NodeAffinity", "NodeResourcesFit")
+KUBE_FILTER_ORDER = ("NodeUnschedulable", "TaintToleration", "NodeAffinity", "NodeResourcesFit",
+                     "PodTopologySpread", "InterPodAffinity",
+                     "ResourceQuota")  # admission (apiserver), not a Filter: after every Filter
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.name)

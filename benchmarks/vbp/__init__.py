@@ -1,0 +1,1 @@
+"""The vector bin packing suite: academic VBP instances mapped to Kubernetes windows."""
