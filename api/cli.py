@@ -16,6 +16,7 @@ from rich.table import Table
 
 from models import InputErrors, load_paths
 from optimizer import Plan, PlanInvalidError, SolveConfig, optimize
+from optimizer.config import ConfigError
 from optimizer.explain import explain_pending
 from optimizer.snapshot import build_snapshot
 
@@ -115,6 +116,15 @@ def plan(
     strategy: Annotated[Strategy, typer.Option(
         help="Tie-break after placed priority: balance or pack.")] = Strategy.LeastAllocated,
     seed: Annotated[int, typer.Option(help="Solver random seed.")] = 0,
+    profile: Annotated[str | None, typer.Option(
+        help="Objective profile: balanced, cost, pack, or one from --profiles.")] = None,
+    weight: Annotated[list[str] | None, typer.Option(
+        help="Override one term's weight, TERM=VALUE (balance, pack, cost, soft, preemption); "
+             "repeatable.")] = None,
+    profiles: Annotated[Path | None, typer.Option(help="A profiles YAML file.")] = None,
+    term_gap: Annotated[float, typer.Option(
+        help="Stop when proven within this fraction of a weight-1.0 term's swing "
+             "(placed priority is always exact).", min=0.0)] = 0.02,
     no_preemption: Annotated[bool, typer.Option(
         "--no-preemption", help="Never evict running pods (no effect until preemption lands).")] = False,
     pdb: Annotated[PdbMode, typer.Option(
@@ -125,10 +135,24 @@ def plan(
     """Place the pending agents found in the input onto its nodes, as one CP-SAT batch."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr)
     inv = _load(filename)
+    weights = {}
+    for item in weight or []:
+        term, sep, value = item.partition("=")
+        try:
+            weights[term] = float(value) if sep else float("nan")
+        except ValueError:
+            weights[term] = float("nan")
+        if weights[term] != weights[term]:
+            typer.echo(f"error: --weight {item!r}: expected TERM=NUMBER", err=True)
+            raise typer.Exit(2)
     cfg = SolveConfig(time_limit=time_limit, workers=workers, seed=seed, strategy=strategy.value,
-                      preemption=not no_preemption, pdb_mode=pdb.value, log_search=verbose)
+                      preemption=not no_preemption, pdb_mode=pdb.value, log_search=verbose,
+                      profile=profile, weights=weights, profiles_file=profiles, term_gap=term_gap)
     try:
         result = optimize(inv, cfg)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     except PlanInvalidError as exc:
         typer.echo(f"internal error: plan failed verification: {exc}", err=True)
         raise typer.Exit(3) from None

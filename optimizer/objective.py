@@ -5,10 +5,14 @@
 Each term k has an integer raw value in [0, max[k]] over the window (to be minimised) and a
 weight from the profile; coef[k] = round(weight[k] * SCALE / max[k]), so a term's full swing
 is worth weight * SCALE objective units and the weights trade terms against each other
-whatever their units. P = 1 + sum_k coef[k] * max[k]: no combination of terms outweighs one
-unit of priority weight, so placed priority always dominates (never traded for balance or
-cost). Priority weights w are lexicographic while the whole objective fits in 2^62: w for a
-priority level is 1 + the total weight of every agent below it, so one higher-priority agent
+whatever their units. Per-pair terms with a range above MODEL_RANGE (cost in micro-currency)
+are counted in coarser units (`unit` in the report, a power of ten) so that every coefficient
+keeps at least ~1 % precision (SCALE / MODEL_RANGE = 100).
+P = 1 + gap + sum_k coef[k] * max[k]: no combination of terms, nor the solver's stopping gap
+(gap = term_gap * SCALE, 2 % of a weight-1.0 term's swing by default), outweighs one unit of
+priority weight, so placed priority always dominates and is exact (never traded for balance
+or cost). Priority weights w are lexicographic while the whole objective fits in 2^62: w for
+a priority level is 1 + the total weight of every agent below it, so one higher-priority agent
 outweighs any number of lower ones (kube's queue order); beyond that they fall back to dense
 ranks and a warning says so. All coefficients are integers: CP-SAT stays exact.
 
@@ -36,7 +40,8 @@ from optimizer.pricing import MICRO, Pricing, build_pricing
 from optimizer.rules.node_affinity import preferred_scores
 from optimizer.rules.taints import prefer_no_schedule_counts
 
-SCALE = 10_000
+SCALE = 10**8  # a term's full swing with weight 1.0, in objective units
+MODEL_RANGE = 10**6  # linear terms are quantised to at most this many model units
 INT_LIMIT = 2**62
 BALANCE_RESOURCES = ("cpu", "memory")
 TAINT_PENALTY = 100
@@ -68,12 +73,13 @@ class Term:
     expr: cp_model.LinearExprT | None = None
     coef: int = 0
     detail: Callable[[Counts], dict[str, Any]] | None = None
+    unit: int = 1  # raw units per model unit
 
     def report(self, counts: Counts) -> dict[str, Any]:
         value = self.evaluate(counts)
         out: dict[str, Any] = {
             "name": self.name, "description": self.description, "value": value,
-            "max": self.max_value,
+            "max": self.max_value, "unit": self.unit,
             "normalised": round(value / self.max_value, 6) if self.max_value else 0.0,
             "weight": self.weight, "coefficient": self.coef, "contribution": -self.coef * value,
         }
@@ -91,6 +97,7 @@ class Objective:
     terms: list[Term]
     hints: list[tuple[cp_model.IntVar, Callable[[Counts], int]]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    gap_limit: int = 0  # absolute, in objective units
 
     def value(self, counts: Counts) -> int:
         placed = counts.sum(axis=1)
@@ -179,8 +186,12 @@ def _pack(mb: ModelBuilder, weight: float, hints: list[Any]) -> Term:
 def _linear_term(mb: ModelBuilder, name: str, description: str, weight: float,
                  per_pair: np.ndarray,
                  detail: Callable[[Counts], dict[str, Any]] | None = None) -> Term:
+    unit = 1
+    while _per_class_max(mb, per_pair) // unit > MODEL_RANGE:
+        unit *= 10
+    per_pair = (per_pair + unit // 2) // unit  # rounded to model units
     term = Term(name, description, weight, _per_class_max(mb, per_pair),
-                _pair_values(mb, per_pair), detail=detail)
+                _pair_values(mb, per_pair), detail=detail, unit=unit)
     if weight > 0 and per_pair.any():
         nz = np.nonzero(per_pair)[0]
         term.expr = cp_model.LinearExpr.weighted_sum([mb.x[p] for p in nz.tolist()],
@@ -237,9 +248,12 @@ def encode_objective(mb: ModelBuilder, cfg: SolveConfig) -> Objective:
         if t.expr is not None and t.max_value > 0:
             t.coef = max(1, round(t.weight * SCALE / t.max_value))
     penalty_range = sum(t.coef * t.max_value for t in terms)
-    scale = penalty_range + 1
+    # the solver may stop `gap` short of the proven optimum of the terms; P exceeds
+    # penalty_range + gap, so that slack can never cost one unit of priority weight
+    gap = min(int(cfg.term_gap * SCALE), penalty_range)
+    scale = penalty_range + gap + 1
     w, lexi = priority_weights(ix, (INT_LIMIT - penalty_range) // scale)
-    obj = Objective(profile, w, scale, lexi, terms, hints, list(pricing.warnings))
+    obj = Objective(profile, w, scale, lexi, terms, hints, list(pricing.warnings), gap)
     if not lexi:
         obj.warnings.append("too many priority levels for exact lexicographic weights: "
                             "priorities weighted by rank")

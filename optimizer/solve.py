@@ -66,6 +66,7 @@ def _solve_cp(mb: ModelBuilder, obj: Objective, cfg: SolveConfig, hint: np.ndarr
     p.num_workers = cfg.workers
     p.random_seed = cfg.seed
     p.log_search_progress = cfg.log_search
+    p.absolute_gap_limit = float(obj.gap_limit)
     for k, v in cfg.extra_parameters.items():
         setattr(p, k, v)
     status = clock.run("solve", lambda: solver.solve(mb.model))

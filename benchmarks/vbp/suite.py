@@ -109,13 +109,43 @@ def _identity(inst: VbpInstance) -> dict[str, Any]:
     }
 
 
-def _bins_lower_bound(plan_bound: int | None, scale: int, n: int) -> int | None:
-    """Objective = scale * placed - nodes opened, with scale > nodes offered. A bound above
-    scale * (n - 1) leaves room for placing all n items; the bins it still forces are
-    scale * n - bound."""
-    if plan_bound is None or plan_bound <= scale * (n - 1):
+def _pack_terms(terms: dict[str, Any]) -> tuple[int, int, int] | None:
+    """(priority scale P, priority weight per agent, coefficient c of "nodes opened") when the
+    objective is exactly P * placed_weight - c * nodes_opened, else None. Reads both objective
+    layouts: the weighted one (`priority_scale`, `terms`) and the earlier one (`scale`,
+    `secondary`)."""
+    placed = int(terms.get("placed_agents") or 0)
+    per_agent = int(terms.get("priority_weight") or 0) // placed if placed else 1
+    if "terms" in terms:
+        pack = terms["terms"].get("pack") or {}
+        others = [t for name, t in terms["terms"].items() if name != "pack" and t.get("coefficient")]
+        c = int(pack.get("coefficient") or 0)
+        if others or c <= 0:
+            return None
+        return int(terms["priority_scale"]), max(per_agent, 1), c
+    if "scale" in terms:
+        return int(terms["scale"]), max(per_agent, 1), 1
+    return None
+
+
+def nodes_opened(terms: dict[str, Any]) -> int | None:
+    if "terms" in terms:
+        return (terms["terms"].get("pack") or {}).get("value")
+    return (terms.get("secondary") or {}).get("value")
+
+
+def bins_lower_bound(plan_bound: int | None, terms: dict[str, Any], n: int) -> int | None:
+    """The bins CP-SAT's proven objective bound forces. With objective P * w * placed - c * opened
+    (c * opened < P), a bound B above P * w * (n - 1) leaves room for placing all n items and
+    forces opened >= ceil((P * w * n - B) / c). None when the bound says nothing about bins."""
+    layout = _pack_terms(terms)
+    if plan_bound is None or layout is None:
         return None
-    return max(0, scale * n - plan_bound)
+    p, w, c = layout
+    full = p * w * n
+    if plan_bound <= full - p * w:
+        return None
+    return max(0, -(-(full - plan_bound) // c))
 
 
 def run_instance(inst: VbpInstance, cfg: VbpConfig) -> InstanceResult:
@@ -171,8 +201,7 @@ def run_instance(inst: VbpInstance, cfg: VbpConfig) -> InstanceResult:
         ours_pl = [(p.agent, p.node) for p in plan.placements]
         ours_bin = kube.bins_from_plan(plan.assignment(), n)
         complete = bool((ours_bin >= 0).all())
-        scale = int(plan.objective_terms.get("scale", 0))
-        lb = _bins_lower_bound(plan.bound, scale, n)
+        lb = bins_lower_bound(plan.bound, plan.objective_terms, n)
         if plan.status == "OPTIMAL" and complete:
             lb = _bins(ours_bin)
         methods[OURS] = _method(
@@ -182,7 +211,7 @@ def run_instance(inst: VbpInstance, cfg: VbpConfig) -> InstanceResult:
             objective=plan.objective, bound=plan.bound, gap=plan.gap, verified=plan.verified,
             model=plan.model, timings=plan.timings,
             in_window_greedy={"placed": plan.baseline.get("placed_agents"),
-                              "nodes_opened": (plan.baseline.get("secondary") or {}).get("value")})
+                              "nodes_opened": nodes_opened(plan.baseline)})
         res.checks.append(check_plan(OURS, ours_pl, snap_k, require_complete=False))
 
     # 5. the MILP on the same K bins

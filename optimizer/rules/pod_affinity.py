@@ -19,17 +19,21 @@ labelSelector); we fold them again, which is idempotent for pods already admitte
 Preferred terms are scores, not filters: they belong to the objective and are not read here.
 
 Batch reading. Anti-affinity does not depend on the order (kube checks both directions), so it is
-a condition on the final state. Affinity does: each agent needs its match bound before it. The
-encoding is conservative; it allows exactly the plans that bind in this order:
-  (1) one "seed" per class that uses the first-pod exception (no running pod matches its terms,
-      the class matches them itself), seeds ordered so no earlier seed matches a later seed's
-      terms (at most one seed per strongly connected group of classes matching each other);
+a condition on the final state: two agents where either's term matches the other never share
+the term's domain, an agent matching its own term is alone in its domain. Affinity does depend
+on the order: each agent needs its match bound before it. The encoding is conservative; it
+allows the plans that bind in this order:
+  (1) at most one "seed" per class that may use the first-pod exception (no running pod matches
+      all its terms, the class matches them itself); a seed must not follow a seed matching its
+      terms, so at most one seed per group of classes matching each other's terms in a cycle;
   (2) every agent without required pod affinity;
-  (3) every other agent: in each term's domain a running pod matching all its terms, an agent of
-      (2) matching them, or its class's seed.
-It rejects plans kube would allow where an affinity agent is matched only by another affinity
-agent (chains), or by a seed of another class. The verifier is exact: it searches for a binding
-order (see `verify`).
+  (3) the affinity classes in a fixed order, a class after every class matching all its terms
+      (classes matching each other in a cycle: by index); each agent needs, in each term's
+      domain, a running pod matching all its terms, an agent of an earlier class matching them,
+      or its class's seed.
+It rejects plans kube would allow only where two affinity classes must support each other in
+both directions (the cycle is cut one way), or where two seeds of classes in one cycle are
+needed. The verifier is exact: it searches for a binding order (`_unbindable`).
 """
 
 from __future__ import annotations
@@ -316,6 +320,23 @@ def _build_tables(ix: Index) -> _Tables:
                    anti_run, existing, seedable, involved)
 
 
+def _support_order(tb: _Tables) -> list[tuple[int, int, int]]:
+    """A fixed binding order of classes, as sort keys: classes without required affinity first,
+    then affinity classes so that a class comes after every class that can support it (matches
+    all its terms) unless they support each other, where the class index decides. Supporting
+    agents must come earlier in this order, so every affinity agent's match is bound before it."""
+    nc = len(tb.aff)
+    edges = tb.all_aff_cls.T.copy()  # edges[d, c]: d supports c
+    np.fill_diagonal(edges, False)
+    reach = edges.copy()
+    for k in range(nc):
+        reach |= reach[:, [k]] & reach[[k], :]
+    strict = reach & ~reach.T  # d reaches c and c does not reach d
+    ancestors = strict.sum(axis=0)
+    return [(1, int(ancestors[c]), c) if tb.aff[c] else (0, 0, c)
+            for c in range(nc)]
+
+
 def _scc_groups(edges: np.ndarray, members: list[int]) -> list[list[int]]:
     """Strongly connected groups (size > 1) of the digraph `edges` restricted to `members`."""
     m = len(members)
@@ -440,13 +461,13 @@ class InterPodAffinity:
                         mb.count_constraint("InterPodAffinity anti-affinity")
 
         # affinity: running matches, agents without affinity, or the class's own seed
-        no_affinity = np.array([not a for a in tb.aff], dtype=bool)
+        rank = _support_order(tb)
         seeds: dict[int, list[cp_model.IntVar]] = {}
         for c in range(ix.num_classes):
             if not tb.aff[c] or not len(pairs_of[c]):
                 continue
-            supporters = [d for d in np.nonzero(tb.all_aff_cls[c] & no_affinity)[0].tolist()
-                          if d != c and len(pairs_of[d])]
+            supporters = [d for d in np.nonzero(tb.all_aff_cls[c])[0].tolist()
+                          if rank[d] < rank[c] and len(pairs_of[d])]
             seed_of_pair: dict[int, cp_model.IntVar] = {}
             if tb.seedable[c]:
                 for p in pairs_of[c].tolist():
@@ -606,14 +627,20 @@ def _unbindable(placed: list[tuple[Pod, Node]], running: list[tuple[Pod, Node]],
     if not idx:
         return []
     n = len(placed)
+    # agents with equal terms match the same pods: match once per distinct term list
+    hits: dict[str, tuple[list[int], list[Node]]] = {}
+    for i in idx:
+        key = repr(aff[i])
+        if key not in hits:
+            hits[key] = ([j for j in range(n) if matches_all(aff[i], placed[j][0], nsl)],
+                         [m for q, m in running if matches_all(aff[i], q, nsl)])
     # matchers[i]: placed agents matching all of i's terms; running support per term
-    matchers = {i: [j for j in range(n) if j != i and matches_all(aff[i], placed[j][0], nsl)]
-                for i in idx}
+    matchers = {i: [j for j in hits[repr(aff[i])][0] if j != i] for i in idx}
     keys_ok, run_ok, run_counted, self_ok = {}, {}, {}, {}
     for i in idx:
         a, an = placed[i]
         keys_ok[i] = all(t.topology_key in an.labels for t in aff[i])
-        run = [m for q, m in running if matches_all(aff[i], q, nsl)]
+        run = hits[repr(aff[i])][1]
         run_ok[i] = [any(m.labels.get(t.topology_key) == an.labels.get(t.topology_key)
                          for m in run) for t in aff[i]]
         run_counted[i] = any(t.topology_key in m.labels for m in run for t in aff[i])

@@ -28,8 +28,9 @@ key, eligible nodes); its final count is f[u] = R[u] + (placed agents it counts 
 R the running pods. Three cases, each sound; the first two are exact:
 
 1. *Closed group*: every class the group counts (and that could land on an eligible node) has
-   exactly this one hard constraint, with the same maxSkew s and minDomains, and matches its own
-   selector (selfMatch = 1). Then a valid order exists iff, for every domain v receiving agents,
+   this group as its *ordering* constraint (a class orders by at most one: its self-matching
+   constraint with the fewest domains; any other constraint of it takes case 3), with the same
+   maxSkew s and minDomains. Then a valid order exists iff, for every domain v receiving agents,
        f[v] <= M + s,   M = min over D of f[u]   (M = 0 when |D| < minDomains).
    Necessary: the last agent bound into v saw count f[v] - 1 and a minimum <= M (counts only
    grow), so f[v] - 1 + 1 - M <= s. Sufficient: bind "lowest domain first": each step binds into
@@ -41,12 +42,16 @@ R the running pods. Three cases, each sound; the first two are exact:
 2. *selfMatch = 0 agent* (one hard constraint) *counting a closed group or nothing*: it does not
    move its own counts, so it can be bound first (valid iff R[v] - min R <= s, a constant) or
    last (valid iff f[v] <= M + s, as above); we require one of the two.
-3. *Anything else* (several hard constraints, groups counted by other classes): an order-free
-   bound. At bind time the agent's domain holds at most F[v] - selfMatch of the others and the
+3. *Anything else* (a class's non-ordering constraints, groups counted by other classes): an
+   order-free bound. At bind time the agent's domain holds at most F[v] - selfMatch of the others and the
    minimum is at least its start value min R, so F[v] <= min R + s (F = every agent counted in
    v) makes the agent valid in every order. Conservative: it may reject valid plans.
-Closed groups are touched only by their own members and case-3 agents are valid in any order, so
-the orders compose: each closed group lowest-domain-first, interleaved arbitrarily.
+Closed groups are touched only by their own members, a class orders by one group only, and
+case-3 bounds hold in any order, so the orders compose: each closed group lowest-domain-first,
+interleaved arbitrarily. (Ordering by two constraints at once is not exact: the conjunction of
+their case-1 conditions admits plans no order produces, e.g. zone + hostname, found by brute
+force, so the second one is bounded order-free; the coarsest ordering keeps the tight bound on
+the few large domains, where order-free bounds would cost most.)
 
 **Verify** (exact, shares no code with the encoding): a depth-first search for a binding order
 over (agent kind, node) items, lowest skew first, with memoised states and a step budget; when
@@ -359,11 +364,18 @@ class PodTopologySpread:
             for inst in rows:
                 by_group.setdefault(inst.group, []).append(inst)
         single = {c for c, rows in enumerate(tables) if len(rows) == 1}
+        # each class orders its agents by at most one constraint, its coarsest self-matching
+        # one; its other constraints take the order-free bound
+        primary: dict[int, _Instance] = {}
+        for c, rows in enumerate(tables):
+            own = [i for i in rows if i.self_match]
+            if own:
+                primary[c] = min(own, key=lambda i: len(i.domains))
         for insts in by_group.values():
             first = insts[0]
             counted = first.affects[pair_cls] & first.eligible[pair_node]  # bool[pair]
             counted_cls = set(pair_cls[counted].tolist())
-            members = [i for i in insts if i.self_match and i.cls in single]
+            members = [i for i in insts if primary.get(i.cls) is i]
             member_cls = {i.cls for i in members}
             closed = (counted_cls <= member_cls
                       and len({(i.c.max_skew, i.c.min_domains) for i in members}) <= 1
@@ -371,7 +383,7 @@ class PodTopologySpread:
                               for c in member_cls))
             m = self._group_minimum(mb, first, counted) if closed else None
             for inst in insts:
-                if closed and inst.cls in member_cls:
+                if closed and primary.get(inst.cls) is inst:
                     self._closed(mb, inst, counted, m, member_cls)
                 elif closed and not inst.self_match and inst.cls in single:
                     self._self_free(mb, inst, counted, m)

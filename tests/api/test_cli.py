@@ -88,3 +88,18 @@ def test_missing_path_is_an_error_not_a_crash(tmp_path):
     res = runner.invoke(app, ["explain", "-f", str(tmp_path / "nope")])
     assert res.exit_code == 2
     assert "no such file or directory" in res.stderr
+
+
+def test_profile_and_weight_overrides_and_their_errors(cluster):
+    res = runner.invoke(app, ["plan", "-f", str(cluster), "-o", "json", "--profile", "cost",
+                              "--weight", "soft=2", "--weight", "balance=0.5"])
+    assert res.exit_code == 0, res.output
+    terms = json.loads(res.stdout)["objective_terms"]
+    assert terms["profile"] == "cost"
+    assert terms["terms"]["soft"]["weight"] == 2.0 and terms["terms"]["balance"]["weight"] == 0.5
+    res = runner.invoke(app, ["plan", "-f", str(cluster), "--weight", "speed=1"])
+    assert res.exit_code == 2 and "weights.speed: unknown term" in res.stderr
+    res = runner.invoke(app, ["plan", "-f", str(cluster), "--weight", "soft"])
+    assert res.exit_code == 2 and "expected TERM=NUMBER" in res.stderr
+    res = runner.invoke(app, ["plan", "-f", str(cluster), "--profile", "nope"])
+    assert res.exit_code == 2 and "profile 'nope': not found" in res.stderr

@@ -54,3 +54,21 @@ def test_verifier_sees_an_overfull_bin():
     assert not bad.ok and any("cpu" in v for v in bad.violations)
     partial = check_plan("partial", kube.placements([0, -1, 1]), snap, True)
     assert any("unplaced" in v for v in partial.violations)
+
+
+def test_bins_lower_bound_reads_both_objective_layouts():
+    from benchmarks.vbp.suite import bins_lower_bound, nodes_opened
+
+    old = {"placed_agents": 10, "priority_weight": 10, "scale": 21, "secondary": {"value": 4}}
+    assert bins_lower_bound(21 * 10 - 3, old, 10) == 3
+    assert bins_lower_bound(21 * 10, old, 10) == 0
+    assert bins_lower_bound(None, old, 10) is None
+    assert nodes_opened(old) == 4
+    new = {"placed_agents": 10, "priority_weight": 10, "priority_scale": 10_001,
+           "terms": {"pack": {"coefficient": 500, "value": 4}, "cost": {"coefficient": 0}}}
+    assert bins_lower_bound(10_001 * 10 - 1500, new, 10) == 3
+    assert bins_lower_bound(10_001 * 10 - 1499, new, 10) == 3  # rounded up: 2.998 bins
+    assert bins_lower_bound(10_001 * 9, new, 10) is None  # says nothing about placing all
+    assert nodes_opened(new) == 4
+    mixed = {**new, "terms": {**new["terms"], "balance": {"coefficient": 3}}}
+    assert bins_lower_bound(10_001 * 10 - 1500, mixed, 10) is None

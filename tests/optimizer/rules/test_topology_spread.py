@@ -263,13 +263,16 @@ def test_the_verifier_rejects_a_missing_key_with_kube_words() -> None:
     assert (v.rule, v.node, v.message) == ("PodTopologySpread", "bare", LABEL_REASON)
 
 
-def test_zone_and_hostname_constraints_together_stay_valid() -> None:
-    """Two hard constraints per agent take the order-free encoding: fewer placed, still valid."""
-    zones, plan, _ = plan_zones(
+def test_zone_and_hostname_constraints_together_stay_valid_but_conservative() -> None:
+    """The agents order by zone (the coarser key); hostname takes the order-free bound, which
+    allows maxSkew agents above today's minimum per host. Known gap: the greedy binds a fifth
+    agent (hosts 2/1/1/1) that the encoding cannot prove; the verifier accepts either plan."""
+    inv = inventory(
         zoned("a1", "a"), zoned("a2", "a"), zoned("b1", "b"), zoned("b2", "b"),
-        *(agent(f"x{i}", spread(), spread(key="kubernetes.io/hostname")) for i in range(4)))
-    assert plan.verified and len(zones) >= 2
-    assert abs(zones.count("a") - zones.count("b")) <= 1
+        *(agent(f"x{i}", spread(), spread(key="kubernetes.io/hostname")) for i in range(5)))
+    plan = optimize(inv, SOLVE)
+    assert sorted(plan.assignment().values()) == ["a1", "a2", "b1", "b2"]
+    assert plan.baseline["placed_agents"] == 5
 
 
 # --- the encoding and the verifier against a brute-force order search -------------------------
@@ -514,3 +517,24 @@ def test_several_constraints_and_foreign_counts_verify_exactly_and_encode_soundl
         counts[ix.class_of[snap.agent_pos[a]], snap.node_pos[n]] += 1
     assert names == list(ix.node_names)
     assert not encoding_accepts(snap, counts) or valid, ("accepted an invalid plan", objs, plan)
+
+
+HEAVY = settings(max_examples=4000, deadline=None, derandomize=True,
+                 suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.mark.slow
+@HEAVY
+@given(instance_and_plan())
+def test_heavy_one_group_against_brute_force(
+        case_: tuple[dict[str, Any], list[list[int]]]) -> None:
+    test_verify_is_exact_and_the_encoding_sound_against_brute_force.hypothesis.inner_test(case_)
+
+
+@pytest.mark.slow
+@HEAVY
+@given(mixed())
+def test_heavy_mixed_constraints_against_brute_force(
+        case_: tuple[list[dict[str, Any]], list[int | None]]) -> None:
+    test_several_constraints_and_foreign_counts_verify_exactly_and_encode_soundly.hypothesis \
+        .inner_test(case_)
