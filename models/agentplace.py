@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from models.meta import KubeModel, KubeObject
 from models.quantity import QuantityField
@@ -57,9 +57,18 @@ class TenantSelector(KubeModel):
 
 class TokenBudgetSpec(KubeModel):
     tenant: TenantSelector = Field(default_factory=TenantSelector)
-    period: str = "1h"
+    period: str = Field(default="1h", pattern=r"^\d+(s|m|h|d)$")
     tokens: QuantityField | None = None  # e.g. "2M"
-    dollars: Decimal | None = Field(default=None, ge=0)
+    dollars: Decimal | None = Field(default=None, ge=0)  # in the PricingTable's currency
+
+    @model_validator(mode="after")
+    def _some_cap(self) -> TokenBudgetSpec:
+        if self.tokens is None and self.dollars is None:
+            raise ValueError("tokens: Required value: a budget needs tokens, dollars or both")
+        if self.tokens is not None and (self.tokens.value < 0 or self.tokens.value.denominator != 1):
+            raise ValueError(f"tokens: Invalid value: {self.tokens.text!r}: must be a whole "
+                             "number of tokens >= 0")
+        return self
 
 
 class TokenBudgetStatus(KubeModel):

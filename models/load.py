@@ -179,6 +179,12 @@ def _check_references(inv: Inventory, errors: list[InputError]) -> None:
     if len(defaults) > 1:
         errors.append(InputError(f"PriorityClass {defaults[1]}", "globalDefault",
                                  f"Forbidden: {defaults[0]} is already the global default"))
+    if not inv.pricing:
+        for b in inv.token_budgets:
+            if b.spec.dollars is not None:
+                errors.append(InputError(f"TokenBudget {b.ref}", "spec.dollars",
+                                         "Invalid value: a currency budget needs a PricingTable "
+                                         "in the input to price placements"))
     classes = {pc.name for pc in inv.priority_classes}
     builtin = {"system-cluster-critical", "system-node-critical"}
     for pod in inv.pods:

@@ -9,6 +9,7 @@ Schema (JSON, stable; new keys may be added, existing ones keep their meaning):
   bound        the solver's proven upper bound on it; gap = (bound - objective) / max(1, |objective|)
   verified     true only if the independent verifier found no violation
   objective_terms, baseline, timings (seconds), model (size), warnings
+  budgets      per TokenBudget: committed before, this window, new totals, caps
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class Plan:
     timings: dict[str, float] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    budgets: list[dict[str, Any]] = field(default_factory=list)
 
     def assignment(self) -> dict[str, str]:
         return {p.agent: p.node for p in self.placements}

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from models import Inventory, Node, Pod, PriorityClass, ResourceQuota
-from models.agentplace import PricingTable
+from models.agentplace import PricingTable, TokenBudget
 from models.policy import Namespace, is_pod_quota_resource
 from models.selectors import parse_int64
 
@@ -31,6 +31,7 @@ class Snapshot:
     running_on: tuple[tuple[int, ...], ...] = ()  # running pod indices per node
     namespaces: tuple[Namespace, ...] = ()  # as given; see namespace_labels
     pricing: PricingTable | None = None
+    token_budgets: tuple[TokenBudget, ...] = ()  # by namespace, then name
 
     def namespace_labels(self, name: str) -> dict[str, str]:
         """A namespace's labels, for namespaceSelector: the given object's, and always
@@ -142,4 +143,5 @@ def build_snapshot(inv: Inventory) -> Snapshot:
         running_on=tuple(tuple(x) for x in on),
         namespaces=tuple(sorted(inv.namespaces, key=lambda ns: ns.name)),
         pricing=pricing,
+        token_budgets=tuple(sorted(inv.token_budgets, key=lambda b: (b.namespace, b.name))),
     )

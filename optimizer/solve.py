@@ -19,6 +19,7 @@ from optimizer.model import ModelBuilder, break_node_symmetry, candidate_pairs, 
 from optimizer.objective import Objective, encode_objective
 from optimizer.plan import Placement, Plan, PlanInvalidError, Unplaced
 from optimizer.rules import RULES
+from optimizer.rules.token_budget import budget_report
 from optimizer.snapshot import Snapshot, build_snapshot
 from optimizer.verify import verify
 
@@ -173,6 +174,7 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
         model={**mb.size(), "solver_status": solver.status_name(status),
                "time_limit": cfg.time_limit, "workers": cfg.workers},
         warnings=warnings,
+        budgets=budget_report(dict(placements), snap),
     )
     # the unplaced list must cover exactly the agents not placed: nothing accepted is lost
     final = verify(placements, snap, [u.agent for u in unplaced])

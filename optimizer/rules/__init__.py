@@ -10,6 +10,7 @@ from optimizer.rules.pod_affinity import InterPodAffinity
 from optimizer.rules.quotas import ResourceQuota
 from optimizer.rules.resources import NodeResourcesFit
 from optimizer.rules.taints import TaintToleration
+from optimizer.rules.token_budget import TokenBudgetRule
 from optimizer.rules.topology_spread import PodTopologySpread
 
 RULES: tuple[Rule, ...] = (
@@ -20,6 +21,7 @@ RULES: tuple[Rule, ...] = (
     PodTopologySpread(),
     InterPodAffinity(),
     ResourceQuota(),  # admission, not a Filter: last
+    TokenBudgetRule(),  # admission too: agentplace's own
 )
 
 __all__ = ["RULES", "NodeUsage", "Reason", "Rule", "StaticRule", "Violation"]

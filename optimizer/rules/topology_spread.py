@@ -25,7 +25,8 @@ satisfy maxSkew.
 
 **Encoding.** A *count group* is what one constraint counts: (namespace, selector, topology
 key, eligible nodes); its final count is f[u] = R[u] + (placed agents it counts in domain u),
-R the running pods. Three cases, each sound; the first two are exact:
+R the running pods. Three cases, each sound; for classes with one hard constraint the first two
+are exact (the hypothesis tests check this against a brute-force order search):
 
 1. *Closed group*: every class the group counts (and that could land on an eligible node) has
    this group as its *ordering* constraint (a class orders by at most one: its self-matching
@@ -43,9 +44,10 @@ R the running pods. Three cases, each sound; the first two are exact:
    move its own counts, so it can be bound first (valid iff R[v] - min R <= s, a constant) or
    last (valid iff f[v] <= M + s, as above); we require one of the two.
 3. *Anything else* (a class's non-ordering constraints, groups counted by other classes): an
-   order-free bound. At bind time the agent's domain holds at most F[v] - selfMatch of the others and the
-   minimum is at least its start value min R, so F[v] <= min R + s (F = every agent counted in
-   v) makes the agent valid in every order. Conservative: it may reject valid plans.
+   order-free bound. At bind time the agent's domain holds at most F[v] - selfMatch others and
+   the minimum is at least its start value min R, so F[v] <= min R + s (F = every agent counted
+   in v) makes the agent valid in every order. Conservative: it may reject valid plans (on
+   empty hosts a hostname constraint next to a zone one allows maxSkew agents per host).
 Closed groups are touched only by their own members, a class orders by one group only, and
 case-3 bounds hold in any order, so the orders compose: each closed group lowest-domain-first,
 interleaved arbitrarily. (Ordering by two constraints at once is not exact: the conjunction of
@@ -53,9 +55,10 @@ their case-1 conditions admits plans no order produces, e.g. zone + hostname, fo
 force, so the second one is bounded order-free; the coarsest ordering keeps the tight bound on
 the few large domains, where order-free bounds would cost most.)
 
-**Verify** (exact, shares no code with the encoding): a depth-first search for a binding order
-over (agent kind, node) items, lowest skew first, with memoised states and a step budget; when
-the budget runs out the plan is reported as a violation, never accepted.
+**Verify** (exact): a depth-first search for a binding order over (agent kind, node) items,
+lowest skew first, with memoised states and a step budget; when the budget runs out the plan is
+reported as a violation, never accepted. It reads the raw objects with the scalar helpers below
+and shares nothing with the encoding but `hard_constraints`, the reading of the pod spec.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from optimizer.rules import RULES, Rule
 # (pkg/scheduler/apis/config/v1/default_plugins.go)
 KUBE_FILTER_ORDER = ("NodeUnschedulable", "TaintToleration", "NodeAffinity", "NodeResourcesFit",
                      "PodTopologySpread", "InterPodAffinity",
-                     "ResourceQuota")  # admission (apiserver), not a Filter: after every Filter
+                     "ResourceQuota",  # admission (apiserver), not a Filter: after every Filter
+                     "TokenBudget")  # agentplace's own admission rule, last
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.name)

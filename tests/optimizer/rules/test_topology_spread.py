@@ -26,7 +26,7 @@ from optimizer.rules.topology_spread import LABEL_REASON, REASON, PodTopologySpr
 from optimizer.snapshot import Snapshot, build_snapshot
 from optimizer.solve import prefilter
 from tests.builders import inventory, node, pod
-from tests.optimizer.rules.conftest import SOLVE, case, check_rule, fit_error
+from tests.optimizer.rules.conftest import SOLVE, case, check_rule
 
 RULE = PodTopologySpread()
 APP = {"app": "web"}
@@ -434,10 +434,6 @@ def test_the_verifier_gives_up_as_a_violation_when_the_search_budget_runs_out(
     assert bad and all("search steps" in v.message for v in bad)
 
 
-def test_fit_error_helper_matches_the_one_node_message() -> None:
-    assert fit_error(1, (REASON,)) == f"0/1 nodes are available: 1 {REASON}."
-
-
 HOST = "kubernetes.io/hostname"
 
 
@@ -517,6 +513,9 @@ def test_several_constraints_and_foreign_counts_verify_exactly_and_encode_soundl
         counts[ix.class_of[snap.agent_pos[a]], snap.node_pos[n]] += 1
     assert names == list(ix.node_names)
     assert not encoding_accepts(snap, counts) or valid, ("accepted an invalid plan", objs, plan)
+    node_of = greedy(ix, prefilter(ix)[0])  # the greedy checks kube's Filter at every bind
+    assert RULE.verify({snap.pending[a].ref: snap.nodes[n].name
+                        for a, n in enumerate(node_of.tolist()) if n >= 0}, snap) == []
 
 
 HEAVY = settings(max_examples=4000, deadline=None, derandomize=True,
