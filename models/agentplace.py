@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from pydantic import Field, field_validator, model_validator
 
-from models.meta import KubeModel, KubeObject
+from models.meta import KubeModel, KubeObject, NamespacedObject
 from models.quantity import QuantityField
 
 TOKENS_PER_HOUR = "agentplace.io/tokens-per-hour"
@@ -78,11 +78,7 @@ class TokenBudgetStatus(KubeModel):
     spent_dollars: Decimal = Field(default=Decimal(0), ge=0)
 
 
-class TokenBudget(KubeObject):
+class TokenBudget(NamespacedObject):
     kind: str = "TokenBudget"
     spec: TokenBudgetSpec
     status: TokenBudgetStatus = Field(default_factory=TokenBudgetStatus)
-
-    @property
-    def ref(self) -> str:
-        return f"{self.namespace}/{self.name}"

@@ -67,3 +67,11 @@ class KubeObject(KubeModel):
 
     def describe(self) -> str:
         return f"{self.kind or type(self).__name__} {self.ref}"
+
+
+class NamespacedObject(KubeObject):
+    """Objects that live in a namespace: referred to as `ns/name`, as kubectl does."""
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"

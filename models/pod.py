@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from models.meta import KubeModel, KubeObject
+from models.meta import KubeModel, NamespacedObject
 from models.quantity import QuantityField, to_units
 from models.selectors import LabelSelector, NodeSelector, PreferredSchedulingTerm
 
@@ -160,14 +160,10 @@ class PodStatus(KubeModel):
     nominated_node_name: str | None = None
 
 
-class Pod(KubeObject):
+class Pod(NamespacedObject):
     kind: str = "Pod"
     spec: PodSpec
     status: PodStatus = Field(default_factory=PodStatus)
-
-    @property
-    def ref(self) -> str:
-        return f"{self.namespace}/{self.name}"
 
     @property
     def labels(self) -> dict[str, str]:

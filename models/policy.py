@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from models.meta import KubeModel, KubeObject
+from models.meta import KubeModel, KubeObject, NamespacedObject
 from models.quantity import QuantityField
 from models.selectors import LabelSelector
 
@@ -59,14 +59,10 @@ def is_pod_quota_resource(name: str) -> bool:
             or (not is_native_resource(name) and name.startswith("requests.")))
 
 
-class ResourceQuota(KubeObject):
+class ResourceQuota(NamespacedObject):
     kind: str = "ResourceQuota"
     spec: ResourceQuotaSpec = Field(default_factory=ResourceQuotaSpec)
     status: ResourceQuotaStatus = Field(default_factory=ResourceQuotaStatus)
-
-    @property
-    def ref(self) -> str:
-        return f"{self.namespace}/{self.name}"
 
 
 class PriorityClass(KubeObject):
@@ -91,11 +87,7 @@ class PodDisruptionBudgetStatus(KubeModel):
     expected_pods: int = 0
 
 
-class PodDisruptionBudget(KubeObject):
+class PodDisruptionBudget(NamespacedObject):
     kind: str = "PodDisruptionBudget"
     spec: PodDisruptionBudgetSpec = Field(default_factory=PodDisruptionBudgetSpec)
     status: PodDisruptionBudgetStatus = Field(default_factory=PodDisruptionBudgetStatus)
-
-    @property
-    def ref(self) -> str:
-        return f"{self.namespace}/{self.name}"
