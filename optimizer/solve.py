@@ -148,6 +148,7 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
         plan_status = "FALLBACK"
         warnings.append(f"CP-SAT returned {solver.status_name(status)}: greedy plan returned")
     placements = _deaggregate(ix, counts)
+    bound_known = True
     violations = clock.run("verify", lambda: verify(placements, snap))
     if violations and plan_status != "FALLBACK":
         log.error("solver plan failed verification: %s", violations[:5])
@@ -157,9 +158,18 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
         violations = verify(placements, snap)
     if violations:
         raise PlanInvalidError("; ".join(str(v) for v in violations[:10]))
+    if plan_status != "FALLBACK" and obj.value(base_counts) > obj.value(counts):
+        # a conservative encoding (see the rules' docstrings) cut off the greedy's valid plan:
+        # keep the better verified plan, and claim no optimality nor bound for it
+        base_placements = _deaggregate(ix, base_counts)
+        if not verify(base_placements, snap):
+            warnings.append("the greedy plan is better than the solver's: a conservative rule "
+                            "encoding excluded it; greedy plan returned, no optimality claimed")
+            plan_status, counts, placements = "FEASIBLE", base_counts, base_placements
+            bound_known = False
     unplaced = clock.run("explain", lambda: _unplaced(snap, ix, placements))
     objective = obj.value(counts)
-    bound = int(solver.best_objective_bound) if plan_status != "FALLBACK" else None
+    bound = int(solver.best_objective_bound) if plan_status != "FALLBACK" and bound_known else None
     plan = Plan(
         status=plan_status,
         placements=[Placement(a, n) for a, n in placements],

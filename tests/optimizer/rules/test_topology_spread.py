@@ -266,13 +266,16 @@ def test_the_verifier_rejects_a_missing_key_with_kube_words() -> None:
 def test_zone_and_hostname_constraints_together_stay_valid_but_conservative() -> None:
     """The agents order by zone (the coarser key); hostname takes the order-free bound, which
     allows maxSkew agents above today's minimum per host. Known gap: the greedy binds a fifth
-    agent (hosts 2/1/1/1) that the encoding cannot prove; the verifier accepts either plan."""
+    agent (hosts 2/1/1/1) that the encoding cannot prove; the verifier accepts either plan, and
+    optimize returns the better verified one without claiming optimality or a bound."""
     inv = inventory(
         zoned("a1", "a"), zoned("a2", "a"), zoned("b1", "b"), zoned("b2", "b"),
         *(agent(f"x{i}", spread(), spread(key="kubernetes.io/hostname")) for i in range(5)))
     plan = optimize(inv, SOLVE)
-    assert sorted(plan.assignment().values()) == ["a1", "a2", "b1", "b2"]
     assert plan.baseline["placed_agents"] == 5
+    assert len(plan.placements) == 5
+    assert plan.status == "FEASIBLE" and plan.bound is None and plan.verified
+    assert any("conservative rule encoding" in w for w in plan.warnings)
 
 
 # --- the encoding and the verifier against a brute-force order search -------------------------
