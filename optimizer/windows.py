@@ -1,0 +1,185 @@
+"""Rolling windows: cut a stream of arriving agents into windows, solve each, carry the rest.
+
+Agents arrive in creationTimestamp order. A window closes when it holds `max_agents` agents or
+when the next arrival is more than `max_age` seconds after the window's first one (replayed
+on the stream's own clock). Each window is solved against the cluster as the previous windows
+left it: their placements are bound (running pods on their nodes), their quota charges are in
+the quotas' status.used and their token spend in the budgets' status, so every hard cap holds
+across windows. Unplaced agents join the next window with their age.
+
+Ageing (so a waiting agent is not starved): each window an agent waits raises its effective
+priority by one, capped below the next distinct priority level of the window's agents and at
+`max_age_boost`; it reorders agents *inside* their priority level and never lifts one above a
+higher level. It affects agentplace's own weighting only (no kube object is changed).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from models import Inventory, Pod
+from models.quantity import Quantity
+from optimizer.config import SolveConfig
+from optimizer.plan import Plan
+from optimizer.rules.quotas import charges, quota_matches
+from optimizer.snapshot import Snapshot, build_snapshot
+from optimizer.solve import optimize
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    max_agents: int = 200
+    max_age: float = 2.0  # seconds of arrivals per window
+    max_age_boost: int = 10
+    solve: SolveConfig = field(default_factory=SolveConfig)
+
+
+@dataclass
+class WindowResult:
+    index: int
+    start: datetime | None
+    new_agents: int
+    carried: int
+    plan: Plan
+    boosted: int
+
+    def figures(self) -> dict[str, Any]:
+        p = self.plan
+        return {
+            "window": self.index, "start": self.start.isoformat() if self.start else None,
+            "agents": self.new_agents + self.carried, "new": self.new_agents,
+            "carried": self.carried, "aged": self.boosted, "placed": len(p.placements),
+            "unplaced": len(p.unplaced), "greedy_placed": p.baseline.get("placed_agents"),
+            "status": p.status, "gap": p.gap, "verified": p.verified,
+            "solve_seconds": p.timings.get("solve"),
+            "total_seconds": round(sum(p.timings.values()), 6),
+            "budgets": p.budgets,
+        }
+
+
+def _arrival(pod: Pod) -> float:
+    ts = pod.metadata.creation_timestamp
+    return ts.timestamp() if ts else 0.0
+
+
+def cut_windows(pending: list[Pod], max_agents: int, max_age: float) -> list[list[Pod]]:
+    """Arrival-ordered windows of at most max_agents, spanning at most max_age seconds."""
+    ordered = sorted(pending, key=lambda p: (_arrival(p), p.ref))
+    windows: list[list[Pod]] = []
+    for pod in ordered:
+        if windows and len(windows[-1]) < max_agents and \
+                _arrival(pod) - _arrival(windows[-1][0]) <= max_age:
+            windows[-1].append(pod)
+        else:
+            windows.append([pod])
+    return windows
+
+
+def _bind(pod: Pod, node: str) -> Pod:
+    """The agent as a running pod on its node, with a uid: it now exists in the cluster."""
+    meta = pod.metadata.model_copy(update={"uid": pod.metadata.uid or str(uuid.uuid4())})
+    return pod.model_copy(update={
+        "metadata": meta,
+        "spec": pod.spec.model_copy(update={"node_name": node}),
+        "status": pod.status.model_copy(update={"phase": "Running"}),
+    })
+
+
+def _boosted(pod: Pod, waited: int, base: int, ceiling: int, cap: int) -> Pod:
+    boost = min(waited, cap, max(0, ceiling - base - 1))
+    if boost <= 0:
+        return pod
+    return pod.model_copy(update={"spec": pod.spec.model_copy(update={"priority": base + boost})})
+
+
+class Planner:
+    """Holds the cluster state between windows; one `step` per window."""
+
+    def __init__(self, inv: Inventory, cfg: WindowConfig) -> None:
+        self.cfg = cfg
+        self.inv = Inventory(nodes=list(inv.nodes), pods=list(inv.running),
+                             quotas=list(inv.quotas), priority_classes=list(inv.priority_classes),
+                             pdbs=list(inv.pdbs), namespaces=list(inv.namespaces),
+                             pricing=list(inv.pricing), token_budgets=list(inv.token_budgets),
+                             warnings=list(inv.warnings))
+        self.waiting: dict[str, tuple[Pod, int]] = {}  # carried agents and windows waited
+        self.index = 0
+
+    def _priorities(self, pods: list[Pod]) -> dict[str, int]:
+        snap = build_snapshot(Inventory(nodes=self.inv.nodes, pods=pods,
+                                        priority_classes=self.inv.priority_classes))
+        return {p.ref: prio for p, prio in zip(snap.pending, snap.priority, strict=True)}
+
+    def step(self, arrivals: list[Pod]) -> WindowResult:
+        carried = [p for p, _ in self.waiting.values()]
+        agents = carried + [p for p in arrivals if p.ref not in self.waiting]
+        base = self._priorities(agents)
+        levels = sorted(set(base.values()))
+        boosted = 0
+        window: list[Pod] = []
+        for pod in agents:
+            waited = self.waiting.get(pod.ref, (pod, 0))[1]
+            higher = [lv for lv in levels if lv > base[pod.ref]]
+            aged = _boosted(pod, waited, base[pod.ref], higher[0] if higher else 2**31 - 1,
+                            self.cfg.max_age_boost)
+            boosted += aged is not pod
+            window.append(aged)
+        inv = Inventory(nodes=self.inv.nodes, pods=self.inv.pods + window, quotas=self.inv.quotas,
+                        priority_classes=self.inv.priority_classes, pdbs=self.inv.pdbs,
+                        namespaces=self.inv.namespaces, pricing=self.inv.pricing,
+                        token_budgets=self.inv.token_budgets, warnings=list(self.inv.warnings))
+        snap = build_snapshot(inv)
+        plan = optimize(snap, self.cfg.solve)
+        self._commit(snap, plan, {p.ref: p for p in agents})
+        start = min((p.metadata.creation_timestamp for p in arrivals
+                     if p.metadata.creation_timestamp), default=None)
+        result = WindowResult(self.index, start, len(agents) - len(carried), len(carried), plan,
+                              boosted)
+        self.index += 1
+        return result
+
+    def _commit(self, snap: Snapshot, plan: Plan, originals: dict[str, Pod]) -> None:
+        placed = plan.assignment()
+        bound = [_bind(originals[a], n) for a, n in placed.items()]
+        new = [p for p in bound if not originals[p.ref].metadata.uid]
+        self.inv.pods = self.inv.pods + bound
+        self.inv.quotas = [self._charge(q, new, snap) for q in self.inv.quotas]
+        spent = {row["budget"]: row for row in plan.budgets}
+        self.inv.token_budgets = [
+            b.model_copy(update={"status": b.status.model_copy(update={
+                "spent_tokens": int(spent[b.ref]["spent_tokens"]),  # type: ignore[call-overload]
+                **({"spent_dollars": Decimal(str(spent[b.ref]["spent_dollars"]))}
+                   if "spent_dollars" in spent[b.ref] else {})})})
+            if b.ref in spent else b for b in self.inv.token_budgets]
+        self.waiting = {u.agent: (originals[u.agent], self.waiting.get(u.agent, (None, 0))[1] + 1)
+                        for u in plan.unplaced}
+
+    @staticmethod
+    def _charge(quota: Any, new: list[Pod], snap: Snapshot) -> Any:
+        """Newly created agents now count in status.used, as the quota controller would."""
+        mine = [p for p in new if quota_matches(quota, p, snap)]
+        if not mine or not quota.status.used:
+            return quota
+        used = dict(quota.status.used)
+        for r, q in quota.status.used.items():
+            extra = sum((charges(p).get(r, Fraction(0)) for p in mine), Fraction(0))
+            if extra:
+                total = q.value + extra
+                used[r] = Quantity(total, str(float(total)) if total.denominator != 1 else str(total))
+        return quota.model_copy(update={"status": quota.status.model_copy(update={"used": used})})
+
+
+def replay(inv: Inventory, cfg: WindowConfig) -> Iterator[WindowResult]:
+    """Solve the inventory's pending agents as a stream of windows, then drain what waits."""
+    planner = Planner(inv, cfg)
+    for arrivals in cut_windows(inv.pending, cfg.max_agents, cfg.max_age):
+        yield planner.step(arrivals)
+    # what is still waiting gets one more window with nothing new: placed or reported
+    if planner.waiting:
+        yield planner.step([])

@@ -1,0 +1,93 @@
+"""Rolling windows: cutting, carrying, ageing, and hard caps that hold across windows."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from typer.testing import CliRunner
+
+from api.cli import app
+from models import load_documents
+from optimizer import SolveConfig
+from optimizer.windows import WindowConfig, _boosted, cut_windows, replay
+from tests.builders import inventory, node, pod
+
+FAST = WindowConfig(max_agents=2, max_age=60, solve=SolveConfig(time_limit=5))
+
+
+def arriving(name: str, second: int, cpu: str = "1", **kw: Any) -> dict[str, Any]:
+    p = pod(name, cpu, namespace="team", **kw)
+    p["metadata"]["creationTimestamp"] = f"2026-11-24T10:00:{second:02d}Z"
+    return p
+
+
+def test_windows_close_on_size_and_on_age():
+    inv = inventory(*[arriving(f"a{i}", s) for i, s in enumerate([0, 1, 2, 30, 31, 59])])
+    sizes = [[p.name for p in w] for w in cut_windows(inv.pending, max_agents=2, max_age=5)]
+    assert sizes == [["a0", "a1"], ["a2"], ["a3", "a4"], ["a5"]]
+
+
+def test_placements_of_earlier_windows_hold_capacity_in_later_ones():
+    inv = inventory(node("n", "3"), *[arriving(f"a{i}", i) for i in range(5)])
+    results = list(replay(inv, FAST))
+    assert [len(r.plan.placements) for r in results] == [2, 1, 0, 0]
+    assert all(r.plan.verified for r in results)
+    assert results[-1].carried == 2 and results[-1].new_agents == 0
+
+
+def test_a_token_budget_holds_across_windows():
+    budget = {"apiVersion": "agentplace.io/v1alpha1", "kind": "TokenBudget",
+              "metadata": {"name": "b", "namespace": "team"}, "spec": {"tokens": "100k"}}
+    agents = []
+    for i in range(4):
+        a = arriving(f"a{i}", i)
+        a["metadata"]["annotations"] = {"agentplace.io/tokens-per-hour": "40000"}
+        agents.append(a)
+    results = list(replay(inventory(node("n", "8"), budget, *agents), FAST))
+    assert sum(len(r.plan.placements) for r in results) == 2
+    assert results[1].plan.budgets[0]["spent_tokens"] == 80_000
+    assert "80000 earlier" in results[1].plan.unplaced[0].reason
+
+
+def test_a_quota_holds_across_windows():
+    quota = {"apiVersion": "v1", "kind": "ResourceQuota",
+             "metadata": {"name": "q", "namespace": "team"},
+             "spec": {"hard": {"pods": "3"}}, "status": {"hard": {"pods": "3"}, "used": {"pods": "0"}}}
+    results = list(replay(inventory(node("n", "8"), quota,
+                                    *[arriving(f"a{i}", i) for i in range(5)]), FAST))
+    assert sum(len(r.plan.placements) for r in results) == 3
+    assert "exceeded quota: q" in results[-1].plan.unplaced[0].reason
+
+
+def test_ageing_lifts_a_waiting_agent_inside_its_level_only():
+    p = load_documents([arriving("a", 0, priority=100)]).pending[0]
+    assert _boosted(p, waited=3, base=100, ceiling=1000, cap=10).spec.priority == 103
+    assert _boosted(p, waited=30, base=100, ceiling=1000, cap=10).spec.priority == 110
+    assert _boosted(p, waited=30, base=100, ceiling=102, cap=10).spec.priority == 101
+    assert _boosted(p, waited=0, base=100, ceiling=1000, cap=10) is p
+
+
+def test_waiting_agents_are_aged_each_window_but_never_above_the_next_level():
+    cfg = WindowConfig(max_agents=2, max_age=5, solve=SolveConfig(time_limit=5))
+    waiting = [arriving(f"a{i}", i, priority=100) for i in range(4)]  # the node takes two
+    results = list(replay(inventory(node("n", "2"), *waiting), cfg))
+    assert [r.carried for r in results] == [0, 0, 2]
+    assert [r.boosted for r in results] == [0, 0, 2]
+    # with an agent of priority 101 in the window, 100 + 1 would reach its level: no boost
+    vip = arriving("late-vip", 30, cpu="4", priority=101)
+    results = list(replay(inventory(node("n", "2"), *waiting, vip), cfg))
+    assert [r.carried for r in results] == [0, 0, 2, 3]
+    assert [r.boosted for r in results] == [0, 0, 0, 1]  # only the vip, with nothing above it
+
+
+def test_run_command_reports_every_window(tmp_path):
+    docs = [node("n", "3"), *[arriving(f"a{i}", i) for i in range(5)]]
+    f = tmp_path / "stream.json"
+    f.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+    res = CliRunner().invoke(app, ["run", "-f", str(f), "--max-agents", "2", "--max-age", "60",
+                                   "-o", "json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["windows"]
+    assert [r["placed"] for r in rows] == [2, 1, 0, 0]
+    assert all(r["verified"] for r in rows)
