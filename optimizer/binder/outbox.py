@@ -1,0 +1,383 @@
+"""The outbox: the durable record of what the binder must issue, and where each binding stands.
+
+A verified plan is written once, in one transaction, as one `bindings` row per placement; the
+binder then moves each row through a small state machine, committing every step before it acts
+on the outside world, so that a process killed at any instant resumes from the last committed
+state instead of guessing:
+
+    pending ──fits? no──▶ conflict (+ a requeue row, same transaction)
+       │ claim (compare-and-set, committed before the sink is called)
+       ▼
+    issuing ──sink ok──▶ bound
+       │ sink says "bound elsewhere" ▶ conflict (+ requeue)
+       │ sink error ▶ attempts += 1, stays issuing; after max attempts ▶ failed (+ requeue)
+
+`issuing` is the crash window: the sink may or may not have seen the binding. A restart re-issues
+it with the same idempotency key (sha256 of plan id and agent), and every sink treats a repeated
+key as a no-op, so the sink sees each (agent, plan) at most once in effect. An `issuing` row is
+never sent back through the fit check: it may already be bound, and requeueing a bound agent
+would place it twice.
+
+The database is any SQLAlchemy URL; SQLite is the default (a file, nothing to start; WAL journal
+and synchronous=FULL so a commit survives a crash), PostgreSQL works through psycopg 3. The
+schema is created on first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from optimizer.plan import Plan, PlanInvalidError
+
+log = logging.getLogger("agentplace.binder")
+
+ENV_DB = "AGENTPLACE_DB"
+DEFAULT_DB_PATH = "agentplace.db"
+
+PENDING = "pending"
+ISSUING = "issuing"
+BOUND = "bound"
+CONFLICT = "conflict"
+FAILED = "failed"
+STATES = (PENDING, ISSUING, BOUND, CONFLICT, FAILED)
+LIVE = (PENDING, ISSUING, BOUND)  # states that hold (or will hold) the agent on its node
+TERMINAL = (BOUND, CONFLICT, FAILED)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def idempotency_key(plan_id: str, agent: str) -> str:
+    """sha256 of (plan id, agent): the same binding always carries the same key, across restarts
+    and processes, so a sink can recognise a re-issue."""
+    return hashlib.sha256(f"{plan_id}\x00{agent}".encode()).hexdigest()
+
+
+def split_agent(agent: str) -> tuple[str, str]:
+    """`ns/name` -> (ns, name); a bare name is in `default`, as kubectl reads it."""
+    ns, sep, name = agent.partition("/")
+    return (ns, name) if sep else ("default", agent)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class PlanRow(Base):
+    """One submitted plan; `payload` is the plan as `Plan.to_dict()` gives it, for the record."""
+
+    __tablename__ = "plans"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    status: Mapped[str] = mapped_column(String(16))
+    verified: Mapped[bool]
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class BindingRow(Base):
+    """One placement of one plan and where it stands; `idempotency_key` is unique, so a plan can
+    never hold the same agent twice."""
+
+    __tablename__ = "bindings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id"), index=True)
+    agent: Mapped[str] = mapped_column(String(320), index=True)
+    node: Mapped[str] = mapped_column(String(253))
+    state: Mapped[str] = mapped_column(String(16), index=True, default=PENDING)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class RequeueRow(Base):
+    """An agent sent back to the next window, and why."""
+
+    __tablename__ = "requeue"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agent: Mapped[str] = mapped_column(String(320), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    plan_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A detached, read-only view of a bindings row: nothing outside the outbox holds a session."""
+
+    id: int
+    plan_id: str
+    agent: str
+    node: str
+    state: str
+    key: str
+    attempts: int
+    error: str | None
+
+    @property
+    def namespace(self) -> str:
+        return split_agent(self.agent)[0]
+
+    @property
+    def name(self) -> str:
+        return split_agent(self.agent)[1]
+
+
+@dataclass(frozen=True)
+class Requeued:
+    agent: str
+    reason: str
+    plan_id: str
+    created_at: datetime
+
+
+def _view(row: BindingRow) -> Binding:
+    return Binding(row.id, row.plan_id, row.agent, row.node, row.state, row.idempotency_key,
+                   row.attempts, row.error)
+
+
+def default_url(value: str | os.PathLike[str] | None = None) -> str:
+    """The database URL: `value`, else $AGENTPLACE_DB, else ./agentplace.db. A plain path means a
+    SQLite file; `postgresql://` (or `postgres://`) gets the psycopg 3 driver, the one we ship."""
+    raw = os.fspath(value) if value is not None else os.environ.get(ENV_DB) or DEFAULT_DB_PATH
+    if "://" not in raw:
+        return f"sqlite:///{Path(raw).expanduser()}"
+    for prefix in ("postgresql://", "postgres://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg://" + raw[len(prefix):]
+    return raw
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with the settings durability needs: for SQLite, WAL (readers do not block the
+    writer), synchronous=FULL (a commit is on disk before it returns), foreign keys on and a
+    busy timeout so a second process waits instead of failing."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Outbox:
+    """The durable state of every binding. All transitions are compare-and-set updates that name
+    the state they leave, so a transition applied twice (a retry, a second process) is a no-op."""
+
+    def __init__(self, url: str | os.PathLike[str] | None = None, *, engine: Engine | None = None) -> None:
+        self.url = default_url(url) if engine is None else str(engine.url)
+        self.engine = engine if engine is not None else make_engine(self.url)
+        Base.metadata.create_all(self.engine)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- submission ---------------------------------------------------------------------------
+
+    def submit(self, plan: Plan, plan_id: str | None = None) -> str:
+        """Write the plan and one pending binding per placement in ONE transaction; returns the
+        plan id. Submitting the same id again changes nothing, so a caller that crashed around
+        `submit` can simply call it again with the same id (pass a stable id, e.g. the window's;
+        without one a fresh uuid is used and a retry would be a new plan).
+
+        Refuses a plan the verifier did not pass (`PlanInvalidError`): such a plan is a bug and is
+        never bound. An agent that is already pending, issuing or bound under another plan gets
+        a `conflict` row here, without a requeue: the other plan owns it, and binding it twice is
+        exactly what the outbox is for preventing."""
+        if not plan.verified:
+            raise PlanInvalidError("refusing to bind a plan that did not pass the verifier")
+        agents = [p.agent for p in plan.placements]
+        if len(set(agents)) != len(agents):
+            raise PlanInvalidError("refusing to bind a plan that places an agent twice")
+        plan_id = plan_id or str(uuid.uuid4())
+        payload = json.loads(json.dumps(plan.to_dict(), default=str))
+        try:
+            with self._session.begin() as s:
+                if s.get(PlanRow, plan_id) is not None:
+                    log.info("plan %s already submitted: nothing to do", plan_id)
+                    return plan_id
+                owners = self._live_owners(s, agents)
+                s.add(PlanRow(id=plan_id, status=plan.status, verified=plan.verified, payload=payload))
+                s.flush()  # the plan row first: bindings reference it
+                now = _now()
+                for p in plan.placements:
+                    other = owners.get(p.agent)
+                    s.add(BindingRow(
+                        plan_id=plan_id, agent=p.agent, node=p.node, idempotency_key=idempotency_key(
+                            plan_id, p.agent),
+                        state=CONFLICT if other else PENDING, attempts=0, updated_at=now,
+                        error=f"agent already {other[1]} under plan {other[0]}" if other else None))
+        except IntegrityError:
+            # a concurrent submit of the same id won the race; its transaction holds the plan
+            with self._session() as s:
+                if s.get(PlanRow, plan_id) is None:
+                    raise
+            log.info("plan %s submitted concurrently: nothing to do", plan_id)
+        return plan_id
+
+    @staticmethod
+    def _live_owners(s: Session, agents: Sequence[str]) -> dict[str, tuple[str, str]]:
+        out: dict[str, tuple[str, str]] = {}
+        for lo in range(0, len(agents), 500):
+            rows = s.execute(select(BindingRow.agent, BindingRow.plan_id, BindingRow.state).where(
+                BindingRow.agent.in_(agents[lo:lo + 500]), BindingRow.state.in_(LIVE)))
+            for agent, plan_id, state in rows:
+                out[agent] = (plan_id, state)
+        return out
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def work(self, limit: int | None = None) -> list[Binding]:
+        """What the binder has to do, in order: interrupted `issuing` rows first (they may be
+        bound already, finish them), then `pending` ones in submission order. Only bindings of
+        plans recorded as verified are ever returned."""
+        stmt = (select(BindingRow).join(PlanRow, PlanRow.id == BindingRow.plan_id)
+                .where(BindingRow.state.in_((ISSUING, PENDING)), PlanRow.verified.is_(True))
+                .order_by((BindingRow.state == PENDING).asc(), BindingRow.id))
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self._session() as s:
+            return [_view(r) for r in s.scalars(stmt)]
+
+    def bindings(self, plan_id: str | None = None, state: str | None = None) -> list[Binding]:
+        stmt = select(BindingRow).order_by(BindingRow.id)
+        if plan_id is not None:
+            stmt = stmt.where(BindingRow.plan_id == plan_id)
+        if state is not None:
+            stmt = stmt.where(BindingRow.state == state)
+        with self._session() as s:
+            return [_view(r) for r in s.scalars(stmt)]
+
+    def get(self, binding_id: int) -> Binding:
+        with self._session() as s:
+            row = s.get(BindingRow, binding_id)
+            if row is None:
+                raise KeyError(binding_id)
+            return _view(row)
+
+    def counts(self, plan_id: str | None = None) -> dict[str, int]:
+        """Bindings per state, every state present (0 when none)."""
+        stmt = select(BindingRow.state, func.count()).group_by(BindingRow.state)
+        if plan_id is not None:
+            stmt = stmt.where(BindingRow.plan_id == plan_id)
+        with self._session() as s:
+            got = {str(st): int(n) for st, n in s.execute(stmt)}
+        return {st: int(got.get(st, 0)) for st in STATES}
+
+    def held(self, node: str | None = None, states: Iterable[str] = (ISSUING, BOUND)) -> dict[str, str]:
+        """agent -> node for bindings that hold capacity now: bound, and issuing (which may be
+        bound already); on `node` only if given. The latest known usage an optimistic fit check
+        adds to its snapshot."""
+        stmt = select(BindingRow.agent, BindingRow.node).where(BindingRow.state.in_(tuple(states)))
+        if node is not None:
+            stmt = stmt.where(BindingRow.node == node)
+        with self._session() as s:
+            return {str(a): str(n) for a, n in s.execute(stmt)}
+
+    def requeued(self, drain: bool = False) -> list[Requeued]:
+        """Agents sent back to the next window, oldest first. `drain=True` removes the rows it
+        returns in the same transaction, so two consumers never both take an agent."""
+        with self._session.begin() as s:
+            rows = list(s.scalars(select(RequeueRow).order_by(RequeueRow.id)))
+            out = [Requeued(r.agent, r.reason, r.plan_id, r.created_at) for r in rows]
+            if drain and rows:
+                s.execute(delete(RequeueRow).where(RequeueRow.id.in_([r.id for r in rows])))
+        return out
+
+    # -- transitions --------------------------------------------------------------------------
+
+    def _move(self, s: Session, binding_id: int, from_states: Sequence[str], to: str,
+              **values: Any) -> bool:
+        res = s.execute(update(BindingRow)
+                        .where(BindingRow.id == binding_id, BindingRow.state.in_(tuple(from_states)))
+                        .values(state=to, updated_at=_now(), **values)
+                        .execution_options(synchronize_session=False))
+        return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    def claim(self, binding_id: int) -> bool:
+        """pending -> issuing, committed before the sink is called: from here on a restart
+        re-issues instead of re-deciding. False if another transition got there first."""
+        with self._session.begin() as s:
+            return self._move(s, binding_id, (PENDING,), ISSUING)
+
+    def mark_bound(self, binding_id: int) -> bool:
+        with self._session.begin() as s:
+            return self._move(s, binding_id, (ISSUING,), BOUND, error=None)
+
+    def mark_conflict(self, binding_id: int, reason: str, from_states: Sequence[str] = (PENDING,)) -> bool:
+        """-> conflict, and the agent back to the next window, in one transaction: the agent is
+        never in neither place."""
+        return self._send_back(binding_id, CONFLICT, reason, from_states, attempts_inc=0)
+
+    def record_failure(self, binding_id: int, error: str, max_attempts: int) -> str:
+        """A sink error on an issuing binding: attempts += 1 and it stays issuing (the request may
+        have landed, so it is retried as is, never re-decided); at `max_attempts` it becomes
+        failed and goes back to the next window. Returns the new state."""
+        with self._session.begin() as s:
+            row = s.get(BindingRow, binding_id, with_for_update=True)
+            if row is None or row.state != ISSUING:
+                return row.state if row is not None else FAILED
+            attempts = row.attempts + 1
+            if attempts < max_attempts:
+                self._move(s, binding_id, (ISSUING,), ISSUING, attempts=attempts, error=error)
+                return ISSUING
+        self._send_back(binding_id, FAILED, error, (ISSUING,), attempts_inc=1)
+        return FAILED
+
+    def _send_back(self, binding_id: int, to: str, reason: str, from_states: Sequence[str],
+                   attempts_inc: int) -> bool:
+        with self._session.begin() as s:
+            row = s.get(BindingRow, binding_id)
+            if row is None:
+                return False
+            moved = self._move(s, binding_id, from_states, to, error=reason,
+                               attempts=row.attempts + attempts_inc)
+            if moved:
+                s.add(RequeueRow(agent=row.agent, reason=reason, plan_id=row.plan_id))
+            return moved
