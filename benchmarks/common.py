@@ -60,10 +60,11 @@ def code_version() -> dict[str, Any]:
                                  text=True, timeout=10, check=False)
         except (OSError, subprocess.SubprocessError):
             return None
-        return out.stdout.strip() if out.returncode == 0 else None
+        return out.stdout.rstrip("\n") if out.returncode == 0 else None  # keep porcelain's columns
 
     status = git("status", "--porcelain", "--", "optimizer", "models", "benchmarks")
-    return {"commit": git("rev-parse", "HEAD"),
+    commit = git("rev-parse", "HEAD")
+    return {"commit": commit.strip() if commit else None,
             "modified": [line[3:] for line in status.splitlines()] if status else []}
 
 

@@ -48,6 +48,9 @@ def test_sort_key_matters_in_several_dimensions():
         ffd(capacity, sizes, "l2")
 
 
+SIX_ITEMS = np.array([[1, 7], [4, 3], [3, 3], [3, 1], [4, 1], [3, 2]])
+
+
 def _brute_force_optimum(capacity: np.ndarray, sizes: np.ndarray) -> int:
     n = len(sizes)
     best = n
@@ -62,15 +65,15 @@ def _brute_force_optimum(capacity: np.ndarray, sizes: np.ndarray) -> int:
 
 
 def test_milp_finds_the_optimum_of_a_six_item_instance():
-    # FFD by max opens 3 bins here; the optimum is 2: {7/3, 3/7} and {5/5, 5/5, ...}
+    # every FFD/BFD variant opens 3 bins here; the optimum is 2
     capacity = np.array([10, 10])
-    sizes = np.array([[7, 3], [3, 7], [5, 4], [5, 4], [4, 3], [1, 2]])
+    sizes = SIX_ITEMS
     opt = _brute_force_optimum(capacity, sizes)
     heuristic = ffd(capacity, sizes, "max")
     r = solve_milp(capacity, sizes, bins=len(sizes), time_limit=20, threads=1)
     assert r.status == "OPTIMAL" and r.proven
     assert r.bins == opt == r.lower_bound
-    assert opt <= heuristic.bins
+    assert opt == 2 and all(h(capacity, sizes).bins == 3 for h in HEURISTICS.values())
     snap = build_snapshot(kube.inventory(capacity, sizes, bins=len(sizes)))
     assert check_plan("milp", kube.placements(r.bin_of), snap, require_complete=True).ok
     warm = solve_milp(capacity, sizes, bins=heuristic.bins, time_limit=20, threads=1,

@@ -47,7 +47,8 @@ def test_end_to_end_on_a_tiny_data_dir(tiny_data: Path, tmp_path: Path, capsys):
     assert by["CL_10_3_1"]["skipped"] and "negative" in by["CL_10_3_1"]["skip_reason"]
     for name in ("CL_1_6_1", "CL_2_5_1"):
         m = by[name]["methods"]
-        assert m["agentplace"]["status"] == "OPTIMAL"
+        assert m["agentplace"]["status"] == "OPTIMAL" and m["agentplace"]["proven"]
+        assert m["agentplace"]["lower_bound"] == by[name]["ref"]
         assert m["agentplace"]["bins"] == by[name]["ref"] == m["PuLP-CBC"]["bins"]
         assert {"FFD-max", "FFD-sum", "BFD-max", "BFD-sum", "greedy-MostAllocated"} <= set(m)
     assert (out / "results.csv").read_text().count("\n") == 4  # header + 3 instances
