@@ -31,9 +31,23 @@ class GreedyState:
     placed: np.ndarray  # int64[cls]: agents of each class bound so far
 
 
+def decreasing_size_order(ix: Index) -> np.ndarray:
+    """Agents by decreasing largest share of the mean node (the FFD/BFD order), ties in queue
+    order: packing heuristics place the big items first."""
+    mean = ix.alloc.mean(axis=0).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(mean > 0, ix.req / mean, 0.0)  # [cls, res]
+    share[:, ix.pods_res] = 0.0
+    size = share.max(axis=1)[ix.class_of]
+    return np.argsort(-size, kind="stable")
+
+
 def greedy(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAllocated",
-           rules: Sequence[Rule] = RULES) -> np.ndarray:
-    """int64[agent]: node index per pending agent, -1 when no node fits."""
+           rules: Sequence[Rule] = RULES, order: np.ndarray | None = None) -> np.ndarray:
+    """int64[agent]: node index per pending agent, -1 when no node fits.
+
+    Agents go in queue order unless `order` says otherwise; strategy "FirstFit" takes the
+    first feasible node by name instead of scoring (with a decreasing `order`: FFD)."""
     hooks = [h for rule in rules if (h := getattr(rule, "admits", None)) is not None]
     free = ix.free.copy()  # [node, res]
     cpu, mem = ix.res_pos["cpu"], ix.res_pos["memory"]
@@ -41,7 +55,7 @@ def greedy(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAllocated",
     nonzero_used = ix.used[:, [cpu, mem]].copy()  # approximates NonZeroRequested
     out = np.full(len(ix.snap.pending), -1, dtype=np.int64)
     state = GreedyState(out, np.zeros(ix.num_classes, dtype=np.int64))
-    for a in range(len(ix.snap.pending)):
+    for a in (range(len(ix.snap.pending)) if order is None else order.tolist()):
         c = int(ix.class_of[a])
         req = ix.req[c]
         fits = static_mask[c] & np.all((req <= free) | (req == 0), axis=1)
@@ -60,7 +74,9 @@ def greedy(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAllocated",
                 part[requested > cap] = 0
         part[cap == 0] = 0
         score = part.sum(axis=1) // 2
-        score[~fits] = -1
+        if strategy == "FirstFit":
+            score = -np.arange(len(score))
+        score[~fits] = np.iinfo(np.int64).min
         n = int(np.argmax(score))
         out[a] = n
         state.placed[c] += 1

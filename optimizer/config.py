@@ -27,10 +27,11 @@ class SolveConfig:
     # stop when proven within this fraction of a weight-1.0 term's full swing (CP-SAT's
     # absolute_gap_limit); priority stays exact whatever it is (see objective.py)
     term_gap: float = 0.02
-    # order interchangeable empty nodes by load (optimizer/model.py break_node_symmetry). Off by
-    # default: on 53 VBP instances (n <= 60, 1 s, 2 workers) it raised proven optima 10 -> 14
-    # but left 83 bins above the references instead of 58, as it hinders CP-SAT's primal search
-    symmetry_breaking: bool = False
+    # interchangeable empty nodes (optimizer/model.py): "auto" orders their open flags when the
+    # pack term is active (VBP smoke: proven optima 33 -> 44 % together with capacity linking);
+    # "load" orders them by load (more proofs but a worse primal at 1 s: 10 -> 14 % proven, 58 ->
+    # 83 bins above the references on 53 instances); "off"
+    symmetry_breaking: Literal["auto", "load", "off"] = "auto"
     preemption: bool = True  # accepted now, takes effect once preemption exists
     pdb_mode: Literal["hard", "best-effort"] = "hard"
     log_search: bool = False

@@ -175,12 +175,37 @@ def _pack(mb: ModelBuilder, weight: float, hints: list[Any]) -> Term:
         for n in empty.tolist():
             y = mb.model.new_bool_var(f"open_{n}")
             ys.append(y)
+            mb.open_flags[n] = y
             hints.append((y, lambda counts, n=n: int(counts[:, n].sum() > 0)))
-            for x in nodes[n][1]:
-                mb.model.add(x == 0).only_enforce_if(y.negated())
-            mb.count_constraint("pack", len(nodes[n][1]))
+            classes, xs = nodes[n]
+            # capacity linked to the open flag: a closed node holds nothing (the pod slot is
+            # requested by every agent), and the LP relaxation sees the capacity it opens
+            for r in range(len(ix.resources)):
+                coef = ix.req[classes, r]
+                if coef.any() and ix.alloc[n, r] > 0:
+                    mb.model.add(cp_model.LinearExpr.weighted_sum(xs, coef.tolist())
+                                 <= int(ix.alloc[n, r]) * y)
+                    mb.count_constraint("pack")
         term.expr = cp_model.LinearExpr.sum(ys)
+        _capacity_cut(mb, empty, ys)
     return term
+
+
+def _capacity_cut(mb: ModelBuilder, empty: np.ndarray, ys: list[cp_model.IntVar]) -> None:
+    """Per resource: what the window places fits in the free capacity of the used nodes plus
+    the allocatable of the nodes it opens. Implied by the linking rows, but stated once it
+    gives CP-SAT the bin-packing L1 bound directly."""
+    ix = mb.ix
+    touched = np.array(sorted(mb.pairs_of_node), dtype=np.int64)
+    used_nodes = np.setdiff1d(touched, empty)
+    for r in range(len(ix.resources)):
+        if r == ix.pods_res or not ix.req[:, r].any():
+            continue
+        spare = int(np.maximum(ix.free[used_nodes, r], 0).sum())
+        demand = cp_model.LinearExpr.weighted_sum(mb.placed, ix.req[:, r].tolist())
+        opened = cp_model.LinearExpr.weighted_sum(ys, ix.alloc[empty, r].tolist())
+        mb.model.add(demand <= spare + opened)
+        mb.count_constraint("pack")
 
 
 def _linear_term(mb: ModelBuilder, name: str, description: str, weight: float,
@@ -251,6 +276,9 @@ def encode_objective(mb: ModelBuilder, cfg: SolveConfig) -> Objective:
     # the solver may stop `gap` short of the proven optimum of the terms; P exceeds
     # penalty_range + gap, so that slack can never cost one unit of priority weight
     gap = min(int(cfg.term_gap * SCALE), penalty_range)
+    pack = terms[1]
+    if pack.coef:  # OPTIMAL must never hide an extra node
+        gap = min(gap, pack.coef - 1)
     scale = penalty_range + gap + 1
     w, lexi = priority_weights(ix, (INT_LIMIT - penalty_range) // scale)
     obj = Objective(profile, w, scale, lexi, terms, hints, list(pricing.warnings), gap)

@@ -11,11 +11,17 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from models import Inventory
-from optimizer.baseline import counts_from_assignment, greedy
+from optimizer.baseline import counts_from_assignment, decreasing_size_order, greedy
 from optimizer.config import SolveConfig
 from optimizer.explain import admission_reason, cluster_usage, explain_agent
 from optimizer.index import Index
-from optimizer.model import ModelBuilder, break_node_symmetry, candidate_pairs, canonical_counts
+from optimizer.model import (
+    ModelBuilder,
+    break_node_symmetry,
+    candidate_pairs,
+    canonical_counts,
+    order_open_flags,
+)
 from optimizer.objective import Objective, encode_objective
 from optimizer.plan import Placement, Plan, PlanInvalidError, Unplaced
 from optimizer.rules import RULES
@@ -132,40 +138,49 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
         cls, node, upper = candidate_pairs(ix, full)
         mb = ModelBuilder(ix, cls, node, upper)
         mb.build_variables()
-        if cfg.symmetry_breaking:
-            break_node_symmetry(mb)
         for rule in RULES:
             rule.encode(mb, ix)
-        return mb, encode_objective(mb, cfg)
+        obj = encode_objective(mb, cfg)
+        if cfg.symmetry_breaking == "load":
+            break_node_symmetry(mb)
+        elif cfg.symmetry_breaking == "auto" and mb.open_flags:
+            order_open_flags(mb, mb.open_flags)
+        return mb, obj
 
     mb, obj = clock.run("build", build)
     log.info("model: %s", mb.size())
-    solver, status = _solve_cp(mb, obj, cfg, base_counts if cfg.hint else None, clock)
+    # the hint: the best by the objective of the kube-like greedy and two packing orders
+    # (big agents first, best fit / first fit): the greedy alone often strands big agents
+    heuristics = clock.run("heuristics", lambda: [base_counts] + [
+        counts_from_assignment(ix, greedy(ix, static, strategy, order=decreasing_size_order(ix)))
+        for strategy in ("MostAllocated", "FirstFit")])
+    best_counts = max(heuristics, key=obj.value)
+    solver, status = _solve_cp(mb, obj, cfg, best_counts if cfg.hint else None, clock)
     warnings = list(snap.warnings) + obj.warnings
     plan_status = {cp_model.OPTIMAL: "OPTIMAL", cp_model.FEASIBLE: "FEASIBLE"}.get(status)
-    counts = _counts_from_solver(mb, solver) if plan_status else base_counts
+    counts = _counts_from_solver(mb, solver) if plan_status else best_counts
     if plan_status is None:
         plan_status = "FALLBACK"
-        warnings.append(f"CP-SAT returned {solver.status_name(status)}: greedy plan returned")
+        warnings.append(f"CP-SAT returned {solver.status_name(status)}: best greedy plan returned")
     placements = _deaggregate(ix, counts)
     bound_known = True
     violations = clock.run("verify", lambda: verify(placements, snap))
     if violations and plan_status != "FALLBACK":
         log.error("solver plan failed verification: %s", violations[:5])
         warnings.append(f"solver plan failed verification ({violations[0]}): greedy plan returned")
-        plan_status, counts = "FALLBACK", base_counts
+        plan_status, counts = "FALLBACK", best_counts
         placements = _deaggregate(ix, counts)
         violations = verify(placements, snap)
     if violations:
         raise PlanInvalidError("; ".join(str(v) for v in violations[:10]))
-    if plan_status != "FALLBACK" and obj.value(base_counts) > obj.value(counts):
+    if plan_status != "FALLBACK" and obj.value(best_counts) > obj.value(counts):
         # a conservative encoding (see the rules' docstrings) cut off the greedy's valid plan:
         # keep the better verified plan, and claim no optimality nor bound for it
-        base_placements = _deaggregate(ix, base_counts)
-        if not verify(base_placements, snap):
+        best_placements = _deaggregate(ix, best_counts)
+        if not verify(best_placements, snap):
             warnings.append("the greedy plan is better than the solver's: a conservative rule "
                             "encoding excluded it; greedy plan returned, no optimality claimed")
-            plan_status, counts, placements = "FEASIBLE", base_counts, base_placements
+            plan_status, counts, placements = "FEASIBLE", best_counts, best_placements
             bound_known = False
     unplaced = clock.run("explain", lambda: _unplaced(snap, ix, placements))
     objective = obj.value(counts)

@@ -102,7 +102,7 @@ def test_a_non_integer_gt_bound_is_admitted_like_kube_but_warned_about():
 def test_node_symmetry_breaking_keeps_the_greedy_hint_feasible_and_the_plan_valid():
     inv = inventory(*[node(f"n{i}", "4") for i in range(6)],
                     *[pod(f"a{i}", "3") for i in range(3)], *[pod(f"b{i}", "1") for i in range(9)])
-    plan = optimize(inv, SolveConfig(time_limit=5, strategy="MostAllocated", symmetry_breaking=True))
+    plan = optimize(inv, SolveConfig(time_limit=5, strategy="MostAllocated", symmetry_breaking="load"))
     assert plan.status == "OPTIMAL" and plan.verified
     assert plan.model["constraints_by_family"]["node symmetry"] == 5
     assert plan.objective_terms["placed_agents"] == 12
