@@ -500,10 +500,6 @@ def test_random_windows_agree(objects: list[dict[str, Any]]) -> None:
         state.node_of[a] = out[a]
 
 
-@pytest.mark.xfail(reason="cross-rule: each order-dependent rule's verify finds its own binding "
-                   "order; a plan needing one order for PodTopologySpread and another for "
-                   "InterPodAffinity passes both, yet no single order binds it (verify.py "
-                   "needs a joint order search)", strict=False)
 def test_a_plan_needing_two_different_orders_is_rejected() -> None:
     """d first puts n0 at 2 against n1 at 0 (skew 2); c first has no role=d pod in its zone."""
     spread = [{"maxSkew": 1, "topologyKey": HOST, "whenUnsatisfiable": "DoNotSchedule",
