@@ -193,6 +193,16 @@ def run(
                                               min=0.01)] = 5.0,
     workers: Annotated[int, typer.Option(help="CP-SAT search workers.", min=1)] = 2,
     profile: Annotated[str | None, typer.Option(help="Objective profile.")] = None,
+    bind: Annotated[bool, typer.Option(
+        "--bind", help="Hand each window's verified plan to the durable binder.")] = False,
+    db: Annotated[str | None, typer.Option(
+        help="Binder outbox: a SQLite path or a database URL (default $AGENTPLACE_DB or "
+             "./agentplace.db).")] = None,
+    sink: Annotated[str, typer.Option(
+        help="Where bindings go: dry-run, jsonl:PATH, or kubernetes (kubeconfig / in-cluster).")
+    ] = "dry-run",
+    run_id: Annotated[str | None, typer.Option(
+        help="Stable id for this replay: re-running with it resumes instead of re-binding.")] = None,
 ) -> None:
     """Replay the input's pending agents as a stream of rolling windows (arrival order)."""
     from rich.progress import Progress
@@ -200,6 +210,7 @@ def run(
     from optimizer.windows import WindowConfig, cut_windows, replay
 
     inv = _load(filename)
+    binder = _binder(db, sink) if bind else None
     cfg = WindowConfig(max_agents=max_agents, max_age=max_age,
                        solve=SolveConfig(time_limit=time_limit, workers=workers, profile=profile))
     expected = len(cut_windows(inv.pending, max_agents, max_age))
@@ -207,7 +218,7 @@ def run(
     try:
         with Progress(console=err, transient=True, disable=output is not Output.table) as bar:
             task = bar.add_task("windows", total=expected)
-            for result in replay(inv, cfg):
+            for result in replay(inv, cfg, binder, run_id):
                 rows.append(result.figures())
                 bar.update(task, advance=1, total=max(expected, len(rows)))
     except (ConfigError, PlanInvalidError) as exc:
@@ -228,6 +239,24 @@ def run(
     placed = sum(r["placed"] for r in rows)
     out.print(f"placed {placed} of {len(inv.pending)} agents; every window verified: "
               f"{all(r['verified'] for r in rows)}")
+    if binder is not None:
+        counts = binder.outbox.counts()
+        out.print(f"binder ({sink}): " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+def _binder(db: str | None, sink: str) -> Any:
+    from optimizer.binder import Binder, DryRunSink, JsonlSink, KubernetesSink, Outbox
+
+    if sink == "dry-run":
+        target: Any = DryRunSink()
+    elif sink.startswith("jsonl:") and len(sink) > len("jsonl:"):
+        target = JsonlSink(sink[len("jsonl:"):])
+    elif sink == "kubernetes":
+        target = KubernetesSink()
+    else:
+        typer.echo(f"error: --sink {sink!r}: expected dry-run, jsonl:PATH or kubernetes", err=True)
+        raise typer.Exit(2)
+    return Binder(Outbox(db), target)
 
 
 def main() -> None:

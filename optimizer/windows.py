@@ -7,6 +7,10 @@ left it: their placements are bound (running pods on their nodes), their quota c
 the quotas' status.used and their token spend in the budgets' status, so every hard cap holds
 across windows. Unplaced agents join the next window with their age.
 
+With a binder, each window's verified plan is submitted to the outbox (plan id = run id +
+window index, so a re-run resumes) and bound before the next window is cut; an agent the
+binder sends back (the node no longer fits) waits for the next window like an unplaced one.
+
 Ageing (so a waiting agent is not starved): each window an agent waits raises its effective
 priority by one, capped below the next distinct priority level of the window's agents and at
 `max_age_boost`; it reorders agents *inside* their priority level and never lifts one above a
@@ -16,7 +20,7 @@ higher level. It affects agentplace's own weighting only (no kube object is chan
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -25,6 +29,7 @@ from typing import Any
 
 from models import Inventory, Pod
 from models.quantity import Quantity
+from optimizer.binder import Binder, SnapshotFit
 from optimizer.config import SolveConfig
 from optimizer.plan import Plan
 from optimizer.rules.quotas import charges, quota_matches
@@ -48,6 +53,7 @@ class WindowResult:
     carried: int
     plan: Plan
     boosted: int
+    binding: dict[str, Any] = field(default_factory=dict)
 
     def figures(self) -> dict[str, Any]:
         p = self.plan
@@ -60,6 +66,7 @@ class WindowResult:
             "solve_seconds": p.timings.get("solve"),
             "total_seconds": round(sum(p.timings.values()), 6),
             "budgets": p.budgets,
+            "binding": self.binding,
         }
 
 
@@ -101,8 +108,11 @@ def _boosted(pod: Pod, waited: int, base: int, ceiling: int, cap: int) -> Pod:
 class Planner:
     """Holds the cluster state between windows; one `step` per window."""
 
-    def __init__(self, inv: Inventory, cfg: WindowConfig) -> None:
+    def __init__(self, inv: Inventory, cfg: WindowConfig, binder: Binder | None = None,
+                 run_id: str | None = None) -> None:
         self.cfg = cfg
+        self.binder = binder
+        self.run_id = run_id or uuid.uuid4().hex[:12]
         self.inv = Inventory(nodes=list(inv.nodes), pods=list(inv.running),
                              quotas=list(inv.quotas), priority_classes=list(inv.priority_classes),
                              pdbs=list(inv.pdbs), namespaces=list(inv.namespaces),
@@ -136,16 +146,29 @@ class Planner:
                         token_budgets=self.inv.token_budgets, warnings=list(self.inv.warnings))
         snap = build_snapshot(inv)
         plan = optimize(snap, self.cfg.solve)
-        self._commit(snap, plan, {p.ref: p for p in agents})
+        binding, sent_back = self._bind(snap, plan)
+        self._commit(snap, plan, {p.ref: p for p in agents}, sent_back)
         start = min((p.metadata.creation_timestamp for p in arrivals
                      if p.metadata.creation_timestamp), default=None)
         result = WindowResult(self.index, start, len(agents) - len(carried), len(carried), plan,
-                              boosted)
+                              boosted, binding)
         self.index += 1
         return result
 
-    def _commit(self, snap: Snapshot, plan: Plan, originals: dict[str, Pod]) -> None:
-        placed = plan.assignment()
+    def _bind(self, snap: Snapshot, plan: Plan) -> tuple[dict[str, Any], set[str]]:
+        """Submit and bind the window's plan; the agents the binder sent back."""
+        if self.binder is None or not plan.placements:
+            return {}, set()
+        plan_id = self.binder.outbox.submit(plan, f"{self.run_id}-w{self.index}")
+        self.binder.fits = SnapshotFit(snap, self.binder.outbox)
+        done = self.binder.run(interval=0.05)
+        back = {r.agent for r in self.binder.requeued(drain=True)}
+        return ({"plan_id": plan_id, "bound": done.bound, "conflict": done.conflict,
+                 "failed": done.failed, "sent_back": len(back)}, back)
+
+    def _commit(self, snap: Snapshot, plan: Plan, originals: dict[str, Pod],
+                sent_back: Collection[str] = ()) -> None:
+        placed = {a: n for a, n in plan.assignment().items() if a not in sent_back}
         bound = [_bind(originals[a], n) for a, n in placed.items()]
         new = [p for p in bound if not originals[p.ref].metadata.uid]
         self.inv.pods = self.inv.pods + bound
@@ -157,8 +180,8 @@ class Planner:
                 **({"spent_dollars": Decimal(str(spent[b.ref]["spent_dollars"]))}
                    if "spent_dollars" in spent[b.ref] else {})})})
             if b.ref in spent else b for b in self.inv.token_budgets]
-        self.waiting = {u.agent: (originals[u.agent], self.waiting.get(u.agent, (None, 0))[1] + 1)
-                        for u in plan.unplaced}
+        left = [u.agent for u in plan.unplaced] + sorted(sent_back)
+        self.waiting = {a: (originals[a], self.waiting.get(a, (None, 0))[1] + 1) for a in left}
 
     @staticmethod
     def _charge(quota: Any, new: list[Pod], snap: Snapshot) -> Any:
@@ -175,9 +198,10 @@ class Planner:
         return quota.model_copy(update={"status": quota.status.model_copy(update={"used": used})})
 
 
-def replay(inv: Inventory, cfg: WindowConfig) -> Iterator[WindowResult]:
+def replay(inv: Inventory, cfg: WindowConfig, binder: Binder | None = None,
+           run_id: str | None = None) -> Iterator[WindowResult]:
     """Solve the inventory's pending agents as a stream of windows, then drain what waits."""
-    planner = Planner(inv, cfg)
+    planner = Planner(inv, cfg, binder, run_id)
     for arrivals in cut_windows(inv.pending, cfg.max_agents, cfg.max_age):
         yield planner.step(arrivals)
     # what is still waiting gets one more window with nothing new: placed or reported

@@ -91,3 +91,44 @@ def test_run_command_reports_every_window(tmp_path):
     rows = json.loads(res.stdout)["windows"]
     assert [r["placed"] for r in rows] == [2, 1, 0, 0]
     assert all(r["verified"] for r in rows)
+
+
+def _binder(tmp_path):
+    from optimizer.binder import Binder, DryRunSink, Outbox
+    return Binder(Outbox(tmp_path / "outbox.db"), DryRunSink())
+
+
+def test_each_window_is_bound_through_the_binder_and_a_rerun_resumes(tmp_path):
+    inv = inventory(node("n", "3"), *[arriving(f"a{i}", i) for i in range(5)])
+    binder = _binder(tmp_path)
+    results = list(replay(inv, FAST, binder, run_id="r1"))
+    assert [r.binding.get("bound", 0) for r in results] == [2, 1, 0, 0]
+    assert binder.outbox.counts()["bound"] == 3
+    assert len(binder.sink.bindings) == 3
+    list(replay(inv, FAST, binder, run_id="r1"))  # same run id: nothing new to bind
+    assert binder.outbox.counts()["bound"] == 3 and len(binder.sink.bindings) == 3
+
+
+def test_an_agent_the_binder_sends_back_waits_for_the_next_window(tmp_path, monkeypatch):
+    import optimizer.windows as windows
+
+    class RejectA0Once:
+        rejected = False
+
+        def __init__(self, snap, outbox):
+            pass
+
+        def __call__(self, agent, node):
+            if agent == "team/a0" and not RejectA0Once.rejected:
+                RejectA0Once.rejected = True
+                return False
+            return True
+
+    monkeypatch.setattr(windows, "SnapshotFit", RejectA0Once)
+    inv = inventory(node("n", "8"), *[arriving(f"a{i}", i) for i in range(3)])
+    results = list(replay(inv, FAST, _binder(tmp_path), run_id="r2"))
+    assert results[0].binding["sent_back"] == 1 and results[0].binding["conflict"] == 1
+    assert results[1].carried == 1
+    bound = [a for r in results for a in r.plan.assignment()]
+    assert bound.count("team/a0") == 2  # planned again in the next window, bound there
+    assert results[-1].binding["bound"] >= 1
