@@ -603,6 +603,20 @@ class _OrderSearch:
                     ranked.append((not checks[i], sum(k for k, _, _ in sk), i))
             return [i for *_, i in sorted(ranked)]
 
+        # counts only grow, so every minimum stays at or below its value once all are bound: an
+        # agent already more than maxSkew above that final minimum can never bind (dead end)
+        everything = list(left)
+        for i, n in enumerate(everything):
+            bind(i, n)
+        final = {(cid, c.min_domains): counters[cid].minimum(c.min_domains)
+                 for row in checks for c, cid, _, _ in row}
+        for i, n in enumerate(everything):
+            bind(i, -n)
+
+        def dead() -> bool:
+            return any(counters[cid].counts.get(v, 0) + sm - final[(cid, c.min_domains)] > c.max_skew
+                       for i in constrained if left[i] for c, cid, v, sm in checks[i])
+
         visited: set[tuple[int, ...]] = {tuple(left)}
         path: list[int] = []
         frames = [choices()]
@@ -627,6 +641,11 @@ class _OrderSearch:
                 bind(i, -1)
                 continue
             visited.add(state)
+            if dead():
+                if stuck is None:  # report where the lowest-first order ran into it
+                    stuck = [(j, left[j], self._why(skews(j))) for j in constrained if left[j]]
+                bind(i, -1)
+                continue
             path.append(i)
             frames.append(choices())
             steps += 1
