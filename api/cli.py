@@ -90,8 +90,10 @@ def _plan_table(plan: Plan) -> None:
     s.add_row("profile", str(terms.get("profile")))
     for name, t in terms.get("terms", {}).items():
         greedy = base.get("terms", {}).get(name, {}).get("value")
+        b = t.get("bound") or {}
+        alone = f"; alone: best {b['alone_best']}, bound {b['alone_bound']}" if "alone_bound" in b else ""
         s.add_row(f"{name} (weight {t['weight']})",
-                  f"{t['value']} of {t['max']} (greedy {greedy}): {t['description']}")
+                  f"{t['value']} of {t['max']} (greedy {greedy}{alone}): {t['description']}")
     cost = terms.get("terms", {}).get("cost", {}).get("detail", {})
     if cost.get("pricing_table"):
         s.add_row("cost", f"{cost['spend_per_hour']} {cost['currency']}/h for "
@@ -122,6 +124,9 @@ def plan(
         help="Override one term's weight, TERM=VALUE (balance, pack, cost, soft, preemption); "
              "repeatable.")] = None,
     profiles: Annotated[Path | None, typer.Option(help="A profiles YAML file.")] = None,
+    term_bounds: Annotated[bool, typer.Option(
+        "--term-bounds", help="Also bound each weighted term alone (extra solves, priority held).")
+    ] = False,
     term_gap: Annotated[float, typer.Option(
         help="Stop when proven within this fraction of a weight-1.0 term's swing "
              "(placed priority is always exact).", min=0.0)] = 0.02,
@@ -147,7 +152,8 @@ def plan(
             raise typer.Exit(2)
     cfg = SolveConfig(time_limit=time_limit, workers=workers, seed=seed, strategy=strategy.value,
                       preemption=not no_preemption, pdb_mode=pdb.value, log_search=verbose,
-                      profile=profile, weights=weights, profiles_file=profiles, term_gap=term_gap)
+                      profile=profile, weights=weights, profiles_file=profiles, term_gap=term_gap,
+                      term_bounds=term_bounds)
     try:
         result = optimize(inv, cfg)
     except ConfigError as exc:

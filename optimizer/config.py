@@ -32,6 +32,8 @@ class SolveConfig:
     # "load" orders them by load (more proofs but a worse primal at 1 s: 10 -> 14 % proven, 58 ->
     # 83 bins above the references on 53 instances); "off"
     symmetry_breaking: Literal["auto", "load", "off"] = "auto"
+    # after the main solve, minimise each weighted term alone (priority held): per-term bounds
+    term_bounds: bool = False
     preemption: bool = True  # accepted now, takes effect once preemption exists
     pdb_mode: Literal["hard", "best-effort"] = "hard"
     log_search: bool = False

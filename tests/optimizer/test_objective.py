@@ -125,3 +125,18 @@ def test_agents_differing_only_in_token_demand_are_priced_separately():
     plan = optimize(inv, COST)
     assert plan.model["agent_classes"] == 2
     assert plan.objective_terms["terms"]["cost"]["detail"]["tokens_per_hour"] == 3000
+
+
+def test_term_bounds_bound_each_weighted_term_alone_with_priority_held():
+    prefers_b = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 50, "preference": {"matchExpressions": [expr("zone", "In", "b")]}}]}}
+    inv = inventory(node("a", labels={"zone": "a"}), node("b", "2", labels={"zone": "b"}),
+                    *[agent(f"x{i}", affinity=prefers_b) for i in range(4)])
+    plan = optimize(inv, SolveConfig(time_limit=5, term_bounds=True))
+    terms = plan.objective_terms["terms"]
+    soft = terms["soft"]["bound"]
+    # zone b holds two of the four: at best two agents miss their preference (2 x 50)
+    assert soft["status"] == "OPTIMAL" and soft["alone_bound"] == 100
+    assert terms["soft"]["value"] >= soft["alone_bound"]
+    assert "bound" in terms["balance"] and "bound" not in terms["pack"]  # pack has weight 0
+    assert plan.objective_terms["placed_agents"] == 4 and plan.verified
