@@ -124,6 +124,9 @@ def plan(
         help="Override one term's weight, TERM=VALUE (balance, pack, cost, soft, preemption); "
              "repeatable.")] = None,
     profiles: Annotated[Path | None, typer.Option(help="A profiles YAML file.")] = None,
+    balance: Annotated[list[str] | None, typer.Option(
+        help="Resources the balance term counts, RESOURCE=INT_WEIGHT (default cpu=1, memory=1); "
+             "repeatable.")] = None,
     term_bounds: Annotated[bool, typer.Option(
         "--term-bounds", help="Also bound each weighted term alone (extra solves, priority held).")
     ] = False,
@@ -150,10 +153,19 @@ def plan(
         if weights[term] != weights[term]:
             typer.echo(f"error: --weight {item!r}: expected TERM=NUMBER", err=True)
             raise typer.Exit(2)
+    balance_resources = {"cpu": 1, "memory": 1}
+    if balance:
+        balance_resources = {}
+        for item in balance:
+            res, sep, value = item.partition("=")
+            if not sep or not res or not value.isdigit():
+                typer.echo(f"error: --balance {item!r}: expected RESOURCE=INTEGER", err=True)
+                raise typer.Exit(2)
+            balance_resources[res] = int(value)
     cfg = SolveConfig(time_limit=time_limit, workers=workers, seed=seed, strategy=strategy.value,
                       preemption=not no_preemption, pdb_mode=pdb.value, log_search=verbose,
                       profile=profile, weights=weights, profiles_file=profiles, term_gap=term_gap,
-                      term_bounds=term_bounds)
+                      term_bounds=term_bounds, balance_resources=balance_resources)
     try:
         result = optimize(inv, cfg)
     except ConfigError as exc:

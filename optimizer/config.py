@@ -23,6 +23,8 @@ class SolveConfig:
     profile: str | None = None
     weights: dict[str, float] = field(default_factory=dict)  # per-term overrides
     profiles_file: Path | None = None
+    # the balance term's resources and integer weights (NodeResourcesFit scoring `resources`)
+    balance_resources: dict[str, int] = field(default_factory=lambda: {"cpu": 1, "memory": 1})
     hint: bool = True
     # stop when proven within this fraction of a weight-1.0 term's full swing (CP-SAT's
     # absolute_gap_limit); priority stays exact whatever it is (see objective.py)

@@ -17,7 +17,8 @@ outweighs any number of lower ones (kube's queue order); beyond that they fall b
 ranks and a warning says so. All coefficients are integers: CP-SAT stays exact.
 
 Terms (raw value, what it measures):
-  balance     sum over cpu and memory of the highest utilisation % among touched nodes
+  balance     weighted sum over the chosen resources (default cpu and memory, weight 1 each)
+              of the highest utilisation % among touched nodes
   pack        empty nodes the window opens (kube's MostAllocated spirit)
   cost        micro-currency per hour to serve the placed agents' token demand (pricing.py)
   soft        unmet preferred node affinity weight + 100 per untolerated PreferNoSchedule taint
@@ -43,7 +44,6 @@ from optimizer.rules.taints import prefer_no_schedule_counts
 SCALE = 10**8  # a term's full swing with weight 1.0, in objective units
 MODEL_RANGE = 10**6  # linear terms are quantised to at most this many model units
 INT_LIMIT = 2**62
-BALANCE_RESOURCES = ("cpu", "memory")
 TAINT_PENALTY = 100
 Counts = np.ndarray  # int64[cls, node]
 
@@ -131,10 +131,14 @@ def _per_class_max(mb: ModelBuilder, per_pair: np.ndarray) -> int:
     return int(worst @ mb.ix.class_size)
 
 
-def _balance(mb: ModelBuilder, weight: float, hints: list[Any]) -> Term:
+def _balance(mb: ModelBuilder, weight: float, hints: list[Any], resources: dict[str, int]) -> Term:
+    """Like NodeResourcesFit's scoring `resources`: which resources count, with integer weights
+    (a resource no node or agent names is skipped)."""
     ix = mb.ix
     touched = np.array(sorted(mb.pairs_of_node), dtype=np.int64)
-    cols = [ix.res_pos[r] for r in BALANCE_RESOURCES]
+    chosen = [(ix.res_pos[r], w) for r, w in resources.items() if r in ix.res_pos and w > 0]
+    cols = [j for j, _ in chosen]
+    rw = dict(chosen)
 
     def util(counts: Counts, j: int) -> int:
         if touched.size == 0:
@@ -144,8 +148,9 @@ def _balance(mb: ModelBuilder, weight: float, hints: list[Any]) -> Term:
         ok = alloc > 0
         return int((-(-load[ok] // alloc[ok])).max()) if ok.any() else 0
 
-    term = Term("balance", "highest cpu and memory utilisation % among touched nodes (summed)",
-                weight, 100 * len(cols), lambda counts: sum(util(counts, j) for j in cols))
+    names = ", ".join(f"{ix.resources[j]} x{w}" for j, w in chosen)
+    term = Term("balance", f"highest utilisation % among touched nodes, weighted sum over {names}",
+                weight, 100 * sum(rw.values()), lambda counts: sum(rw[j] * util(counts, j) for j in cols))
     if weight > 0:
         us = []
         for j in cols:
@@ -159,7 +164,7 @@ def _balance(mb: ModelBuilder, weight: float, hints: list[Any]) -> Term:
                 terms = [int(100 * a) * x for a, x in zip(ix.req[classes, j], xs, strict=True) if a]
                 mb.model.add(100 * int(ix.used[n, j]) + sum(terms) <= alloc * u)
                 mb.count_constraint("balance")
-        term.expr = cp_model.LinearExpr.sum(us)
+        term.expr = cp_model.LinearExpr.weighted_sum(us, [rw[j] for j in cols])
     return term
 
 
@@ -261,7 +266,7 @@ def encode_objective(mb: ModelBuilder, cfg: SolveConfig) -> Objective:
     hints: list[tuple[cp_model.IntVar, Callable[[Counts], int]]] = []
     pricing = build_pricing(ix, ix.snap.pricing)
     terms = [
-        _balance(mb, weights["balance"], hints),
+        _balance(mb, weights["balance"], hints, cfg.balance_resources),
         _pack(mb, weights["pack"], hints),
         _cost(mb, weights["cost"], pricing),
         _soft(mb, weights["soft"]),

@@ -103,3 +103,11 @@ def test_profile_and_weight_overrides_and_their_errors(cluster):
     assert res.exit_code == 2 and "expected TERM=NUMBER" in res.stderr
     res = runner.invoke(app, ["plan", "-f", str(cluster), "--profile", "nope"])
     assert res.exit_code == 2 and "profile 'nope': not found" in res.stderr
+
+
+def test_balance_resources_option(cluster):
+    res = runner.invoke(app, ["plan", "-f", str(cluster), "-o", "json", "--balance", "cpu=2"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["objective_terms"]["terms"]["balance"]["max"] == 200
+    res = runner.invoke(app, ["plan", "-f", str(cluster), "--balance", "cpu"])
+    assert res.exit_code == 2 and "expected RESOURCE=INTEGER" in res.stderr

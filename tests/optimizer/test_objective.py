@@ -140,3 +140,15 @@ def test_term_bounds_bound_each_weighted_term_alone_with_priority_held():
     assert terms["soft"]["value"] >= soft["alone_bound"]
     assert "bound" in terms["balance"] and "bound" not in terms["pack"]  # pack has weight 0
     assert plan.objective_terms["placed_agents"] == 4 and plan.verified
+
+
+def test_balance_resources_are_selectable_with_weights():
+    # a GPU agent: balancing only GPUs spreads the two agents over both GPU nodes
+    gpu = {"nvidia.com/gpu": "2"}
+    inv = inventory(node("g1", "64", extra=gpu), node("g2", "64", extra=gpu),
+                    agent("a", extra={"nvidia.com/gpu": "1"}), agent("b", extra={"nvidia.com/gpu": "1"}))
+    plan = optimize(inv, SolveConfig(time_limit=5, balance_resources={"nvidia.com/gpu": 3}))
+    bal = plan.objective_terms["terms"]["balance"]
+    assert sorted(plan.assignment().values()) == ["g1", "g2"]
+    assert bal["max"] == 300 and bal["value"] == 3 * 50
+    assert "nvidia.com/gpu x3" in bal["description"]
