@@ -5,6 +5,7 @@ from models.inventory import Inventory
 from models.load import load_documents, load_paths
 from models.node import Node, Taint
 from models.pod import Pod, Toleration
+from models.podgroup import PodGroup
 from models.policy import Namespace, PodDisruptionBudget, PriorityClass, ResourceQuota
 from models.quantity import Quantity, parse_quantity
 
@@ -16,6 +17,7 @@ __all__ = [
     "Node",
     "Pod",
     "PodDisruptionBudget",
+    "PodGroup",
     "PriorityClass",
     "Quantity",
     "ResourceQuota",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from models.agentplace import PricingTable, TokenBudget
 from models.node import Node
 from models.pod import Pod
+from models.podgroup import PodGroup
 from models.policy import Namespace, PodDisruptionBudget, PriorityClass, ResourceQuota
 
 
@@ -20,6 +21,7 @@ class Inventory:
     namespaces: list[Namespace] = field(default_factory=list)
     pricing: list[PricingTable] = field(default_factory=list)
     token_budgets: list[TokenBudget] = field(default_factory=list)
+    pod_groups: list[PodGroup] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -39,4 +41,5 @@ class Inventory:
         self.namespaces += other.namespaces
         self.pricing += other.pricing
         self.token_budgets += other.token_budgets
+        self.pod_groups += other.pod_groups
         self.warnings += other.warnings

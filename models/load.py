@@ -21,6 +21,7 @@ from models.inventory import Inventory
 from models.meta import KubeObject
 from models.node import Node
 from models.pod import Pod
+from models.podgroup import PodGroup
 from models.policy import Namespace, PodDisruptionBudget, PriorityClass, ResourceQuota
 
 KINDS: dict[str, type[KubeObject]] = {
@@ -32,8 +33,10 @@ KINDS: dict[str, type[KubeObject]] = {
     "Namespace": Namespace,
     "PricingTable": PricingTable,
     "TokenBudget": TokenBudget,
+    "PodGroup": PodGroup,  # scheduler-plugins Coscheduling (scheduling.x-k8s.io)
 }
-NAMESPACED = frozenset({"Pod", "ResourceQuota", "PodDisruptionBudget", "TokenBudget"})
+NAMESPACED = frozenset({"Pod", "ResourceQuota", "PodDisruptionBudget", "TokenBudget",
+                        "PodGroup"})
 SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -171,6 +174,8 @@ def _add(inv: Inventory, obj: KubeObject) -> None:
             inv.pricing.append(obj)
         case TokenBudget():
             inv.token_budgets.append(obj)
+        case PodGroup():
+            inv.pod_groups.append(obj)
 
 
 def _check_references(inv: Inventory, errors: list[InputError]) -> None:

@@ -42,20 +42,63 @@ def decreasing_size_order(ix: Index) -> np.ndarray:
     return np.argsort(-size, kind="stable")
 
 
+GROUP_START, GROUP_END = "start", "end"
+Step = int | tuple[str, int]
+
+
+def grouped_sequence(seq: list[int], groups: Sequence[tuple[np.ndarray, np.ndarray]]
+                     ) -> list[Step]:
+    """The visiting order with each all-or-nothing group's members moved up to its first
+    member, bracketed by (GROUP_START, need) and (GROUP_END, need). `groups`: per rule with an
+    `all_or_nothing(ix)` hook, (int64[agent] group or -1, int64[group] members needed)."""
+    if not groups:
+        return list(seq)
+    arr = np.asarray(seq, dtype=np.int64)
+    out: list[Step] = []
+    emitted = np.zeros(int(arr.max()) + 1 if len(seq) else 0, dtype=bool)  # [agent]
+    for a in seq:
+        if emitted[a]:
+            continue
+        key = next(((k, int(gof[a])) for k, (gof, _) in enumerate(groups) if gof[a] >= 0), None)
+        if key is None:
+            out.append(a)
+            emitted[a] = True
+            continue
+        gof, need = groups[key[0]]
+        members = arr[(gof[arr] == key[1]) & ~emitted[arr]]
+        emitted[members] = True
+        out += [(GROUP_START, int(need[key[1]])), *members.tolist(),
+                (GROUP_END, int(need[key[1]]))]
+    return out
+
+
 def greedy(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAllocated",
            rules: Sequence[Rule] = RULES, order: np.ndarray | None = None) -> np.ndarray:
     """int64[agent]: node index per pending agent, -1 when no node fits.
 
     Agents go in queue order unless `order` says otherwise; strategy "FirstFit" takes the
-    first feasible node by name instead of scoring (with a decreasing `order`: FFD)."""
+    first feasible node by name instead of scoring (with a decreasing `order`: FFD).
+    A rule with `all_or_nothing(ix)` (gangs) has its groups placed consecutively from their
+    first member on, and rolled back whole when fewer than needed fit."""
     hooks = [h for rule in rules if (h := getattr(rule, "admits", None)) is not None]
+    groups = [g(ix) for rule in rules if (g := getattr(rule, "all_or_nothing", None)) is not None]
     free = ix.free.copy()  # [node, res]
     cpu, mem = ix.res_pos["cpu"], ix.res_pos["memory"]
     cap = ix.alloc[:, [cpu, mem]]  # [node, 2]
     nonzero_used = ix.used[:, [cpu, mem]].copy()  # approximates NonZeroRequested
     out = np.full(len(ix.snap.pending), -1, dtype=np.int64)
     state = GreedyState(out, np.zeros(ix.num_classes, dtype=np.int64))
-    for a in (range(len(ix.snap.pending)) if order is None else order.tolist()):
+    seq = list(range(len(ix.snap.pending))) if order is None else order.tolist()
+    saved: tuple[np.ndarray, ...] = ()
+    for a in grouped_sequence(seq, groups):
+        if isinstance(a, tuple):  # an all-or-nothing group starts (checkpoint) or ends
+            if a[0] == GROUP_START:
+                saved = (free.copy(), nonzero_used.copy(), out.copy(), state.placed.copy())
+            elif int(((out >= 0) & (saved[2] < 0)).sum()) < a[1]:
+                for now, before in zip((free, nonzero_used, out, state.placed), saved,
+                                       strict=True):
+                    now[...] = before
+            continue
         c = int(ix.class_of[a])
         req = ix.req[c]
         fits = static_mask[c] & np.all((req <= free) | (req == 0), axis=1)

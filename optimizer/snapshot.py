@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from models import Inventory, Node, Pod, PriorityClass, ResourceQuota
 from models.agentplace import PricingTable, TokenBudget
+from models.podgroup import PodGroup
 from models.policy import Namespace, is_pod_quota_resource
 from models.selectors import parse_int64
 
@@ -32,6 +33,7 @@ class Snapshot:
     namespaces: tuple[Namespace, ...] = ()  # as given; see namespace_labels
     pricing: PricingTable | None = None
     token_budgets: tuple[TokenBudget, ...] = ()  # by namespace, then name
+    pod_groups: tuple[PodGroup, ...] = ()  # Coscheduling gangs, by namespace, then name
 
     def namespace_labels(self, name: str) -> dict[str, str]:
         """A namespace's labels, for namespaceSelector: the given object's, and always
@@ -144,4 +146,5 @@ def build_snapshot(inv: Inventory) -> Snapshot:
         namespaces=tuple(sorted(inv.namespaces, key=lambda ns: ns.name)),
         pricing=pricing,
         token_budgets=tuple(sorted(inv.token_budgets, key=lambda b: (b.namespace, b.name))),
+        pod_groups=tuple(sorted(inv.pod_groups, key=lambda g: (g.namespace, g.name))),
     )

@@ -117,7 +117,7 @@ class Planner:
                              quotas=list(inv.quotas), priority_classes=list(inv.priority_classes),
                              pdbs=list(inv.pdbs), namespaces=list(inv.namespaces),
                              pricing=list(inv.pricing), token_budgets=list(inv.token_budgets),
-                             warnings=list(inv.warnings))
+                             pod_groups=list(inv.pod_groups), warnings=list(inv.warnings))
         self.waiting: dict[str, tuple[Pod, int]] = {}  # carried agents and windows waited
         self.index = 0
 
@@ -143,7 +143,8 @@ class Planner:
         inv = Inventory(nodes=self.inv.nodes, pods=self.inv.pods + window, quotas=self.inv.quotas,
                         priority_classes=self.inv.priority_classes, pdbs=self.inv.pdbs,
                         namespaces=self.inv.namespaces, pricing=self.inv.pricing,
-                        token_budgets=self.inv.token_budgets, warnings=list(self.inv.warnings))
+                        token_budgets=self.inv.token_budgets, pod_groups=self.inv.pod_groups,
+                        warnings=list(self.inv.warnings))
         snap = build_snapshot(inv)
         plan = optimize(snap, self.cfg.solve)
         binding, sent_back = self._bind(snap, plan)

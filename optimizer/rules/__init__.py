@@ -4,6 +4,7 @@ reports when several rules reject it: the first failing plugin wins)."""
 from __future__ import annotations
 
 from optimizer.rules.base import NodeUsage, Reason, Rule, StaticRule, Violation
+from optimizer.rules.gangs import GangScheduling
 from optimizer.rules.node_affinity import NodeAffinity
 from optimizer.rules.node_unschedulable import NodeUnschedulable
 from optimizer.rules.pod_affinity import InterPodAffinity
@@ -20,6 +21,7 @@ RULES: tuple[Rule, ...] = (
     NodeResourcesFit(),
     PodTopologySpread(),
     InterPodAffinity(),
+    GangScheduling(),  # Coscheduling: all-or-nothing groups, decided per window
     ResourceQuota(),  # admission, not a Filter: last
     TokenBudgetRule(),  # admission too: agentplace's own
 )
