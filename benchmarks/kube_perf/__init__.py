@@ -1,0 +1,1 @@
+"""kube-perf: kube-scheduler scheduler_perf workloads as placement windows."""
