@@ -27,7 +27,7 @@ from optimizer.plan import Placement, Plan, PlanInvalidError, Unplaced
 from optimizer.rules import RULES
 from optimizer.rules.token_budget import budget_report
 from optimizer.snapshot import Snapshot, build_snapshot
-from optimizer.verify import verify
+from optimizer.verify import accounting_violations, verify
 
 log = logging.getLogger("agentplace.solve")
 T = TypeVar("T")
@@ -243,7 +243,7 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
         budgets=budget_report(dict(placements), snap),
     )
     # the unplaced list must cover exactly the agents not placed: nothing accepted is lost
-    final = verify(placements, snap, [u.agent for u in unplaced])
+    final = accounting_violations(placements, snap, [u.agent for u in unplaced])
     if final:
         raise PlanInvalidError("; ".join(str(v) for v in final[:10]))
     return plan

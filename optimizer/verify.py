@@ -47,11 +47,7 @@ def verify(placements: Sequence[tuple[str, str]], snap: Snapshot,
         if n > 1:
             out.append(Violation(STRUCTURE, agent, None, f"placed {n} times"))
     if unplaced:
-        left = set(unplaced)
-        for agent in sorted(pending - set(counts) - left):
-            out.append(Violation(STRUCTURE, agent, None, "neither placed nor unplaced: lost"))
-        for agent in sorted(set(counts) & left):
-            out.append(Violation(STRUCTURE, agent, None, "both placed and unplaced"))
+        out.extend(accounting_violations(placements, snap, unplaced))
     assignment = {agent: node for agent, node in placements}
     for rule in RULES:
         out.extend(rule.verify(assignment, snap))
@@ -59,6 +55,18 @@ def verify(placements: Sequence[tuple[str, str]], snap: Snapshot,
     # plan already rejected needs no further proof, and its search could only run to the budget)
     if not out and needs_joint_order(assignment, snap):
         out.extend(joint_order_violations(assignment, snap))
+    return out
+
+
+def accounting_violations(placements: Sequence[tuple[str, str]], snap: Snapshot,
+                          unplaced: Sequence[str]) -> list[Violation]:
+    """Every pending agent placed or reported unplaced, exactly once: nothing accepted is lost.
+    Cheap on its own, for a plan whose placements were already verified."""
+    pending = {p.ref for p in snap.pending}
+    placed, left = {a for a, _ in placements}, set(unplaced)
+    out = [Violation(STRUCTURE, a, None, "neither placed nor unplaced: lost")
+           for a in sorted(pending - placed - left)]
+    out += [Violation(STRUCTURE, a, None, "both placed and unplaced") for a in sorted(placed & left)]
     return out
 
 
