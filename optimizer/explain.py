@@ -91,10 +91,11 @@ class AgentExplanation:
     rejected: dict[str, str] = field(default_factory=dict)
     message: str = ""
     admission: str | None = None  # an admission plugin's rejection, which replaces `message`
+    counterfactual: str | None = None  # the smallest one-rule change that would let a node take it
 
     def to_dict(self) -> dict[str, object]:
         return {"agent": self.agent, "feasible": self.feasible, "rejected": self.rejected,
-                "message": self.message}
+                "message": self.message, "counterfactual": self.counterfactual}
 
 
 def cluster_usage(snap: Snapshot, extra: Mapping[str, str] | None = None) -> dict[str, NodeUsage]:
@@ -160,5 +161,11 @@ def explain_agent(pod: Pod, snap: Snapshot, usage: Mapping[str, NodeUsage],
 
 def explain_pending(snap: Snapshot) -> list[AgentExplanation]:
     """kube's Filter phase for each pending agent against the cluster as given."""
+    from optimizer.counterfactual import counterfactual  # a later stage of the same reading
+
     usage = cluster_usage(snap)
-    return [explain_agent(p, snap, usage) for p in snap.pending]
+    out = [explain_agent(p, snap, usage) for p in snap.pending]
+    for e, pod in zip(out, snap.pending, strict=True):
+        if not e.feasible and not e.admission:
+            e.counterfactual = counterfactual(pod, snap, usage)
+    return out

@@ -3,7 +3,8 @@
 Schema (JSON, stable; new keys may be added, existing ones keep their meaning):
   status       OPTIMAL | FEASIBLE | FALLBACK (greedy plan: the solver found none in time)
   placements   [{"agent": "ns/name", "node": "node-name"}]
-  unplaced     [{"agent": "ns/name", "reason": "0/N nodes are available: ..."}]
+  unplaced     [{"agent": "ns/name", "reason": "0/N nodes are available: ...",
+                 "counterfactual": "fits on node-7 with 500m more cpu free there" | null}]
   evictions    [{"pod": "ns/name", "node": "...", "reason": "..."}]  (empty until preemption)
   objective    the maximised integer objective (see optimizer/objective.py for its scale)
   bound        the solver's proven upper bound on it; gap = (bound - objective) / max(1, |objective|)
@@ -32,6 +33,7 @@ class Placement:
 class Unplaced:
     agent: str
     reason: str
+    counterfactual: str | None = None  # the smallest one-rule change that would place it
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from ortools.sat.python import cp_model
 from models import Inventory
 from optimizer.baseline import counts_from_assignment, decreasing_size_order, greedy
 from optimizer.config import SolveConfig
+from optimizer.counterfactual import counterfactual
 from optimizer.explain import admission_reason, cluster_usage, explain_agent
 from optimizer.index import Index
 from optimizer.model import (
@@ -136,7 +137,7 @@ def _unplaced(snap: Snapshot, ix: Index, placements: list[tuple[str, str]]) -> l
     Agents of one class share one explanation."""
     placed = dict(placements)
     usage = cluster_usage(snap, placed)
-    by_class: dict[int, str] = {}
+    by_class: dict[int, tuple[str, str | None]] = {}
     out = []
     for i, pod in enumerate(snap.pending):
         if pod.ref in placed:
@@ -149,10 +150,10 @@ def _unplaced(snap: Snapshot, ix: Index, placements: list[tuple[str, str]]) -> l
         c = int(ix.class_of[i])
         if c not in by_class:
             e = explain_agent(pod, snap, usage, placed)
-            by_class[c] = e.message if not e.feasible else (
+            by_class[c] = (e.message, counterfactual(pod, snap, usage)) if not e.feasible else (
                 f"{len(e.feasible)}/{len(snap.nodes)} nodes could still take it, but placing "
-                "it would lower the objective or the solver stopped at its time limit")
-        out.append(Unplaced(pod.ref, by_class[c]))
+                "it would lower the objective or the solver stopped at its time limit", None)
+        out.append(Unplaced(pod.ref, *by_class[c]))
     return out
 
 

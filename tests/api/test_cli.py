@@ -36,6 +36,7 @@ def test_plan_json_has_the_documented_schema(cluster):
         "agent": "team/too-big",
         "reason": "0/3 nodes are available: 1 Insufficient cpu, "
                   "1 node(s) had untolerated taint {dedicated: gpu}, 1 node(s) were unschedulable.",
+        "counterfactual": "fits on n3 if the node were uncordoned",
     }]
     assert out["evictions"] == []
 
