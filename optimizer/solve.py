@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import numpy as np
 from ortools.sat.python import cp_model
 
-from models import Inventory
+from models import Inventory, Pod
 from optimizer.baseline import counts_from_assignment, decreasing_size_order, greedy
 from optimizer.config import SolveConfig
 from optimizer.counterfactual import counterfactual
@@ -145,7 +145,7 @@ def _unplaced(snap: Snapshot, ix: Index, placements: list[tuple[str, str]]) -> l
         # an agent admission rejects (quota) is never created: kube's admission error, by name
         admission = admission_reason(pod, snap, placed)
         if admission:
-            out.append(Unplaced(pod.ref, admission))
+            out.append(Unplaced(pod.ref, admission, admission_counterfactual(pod, snap, placed)))
             continue
         c = int(ix.class_of[i])
         if c not in by_class:
@@ -155,6 +155,15 @@ def _unplaced(snap: Snapshot, ix: Index, placements: list[tuple[str, str]]) -> l
                 "it would lower the objective or the solver stopped at its time limit", None)
         out.append(Unplaced(pod.ref, *by_class[c]))
     return out
+
+
+def admission_counterfactual(pod: Pod, snap: Snapshot, placed: Mapping[str, str]) -> str | None:
+    """The first admission rule's own counterfactual, for rules that offer one."""
+    for rule in RULES:
+        hook = getattr(rule, "admission_counterfactual", None)
+        if hook is not None and (text := hook(pod, snap, placed)):
+            return str(text)
+    return None
 
 
 def _with_bounds(breakdown: dict[str, Any], bounds: dict[str, dict[str, object]]) -> dict[str, Any]:

@@ -406,6 +406,27 @@ class ResourceQuota:
                 return forbidden(pod, exceeded_message(q, over, requested, used))
         return None
 
+    def admission_counterfactual(self, pod: Pod, snap: Snapshot,
+                                 placed: Collection[str] = ()) -> str | None:
+        """The smallest quota change that admits `pod` after `placed`: how much more each
+        exceeded resource of the first blocking quota would need (must-specify errors need a
+        spec change instead, said by the reason itself)."""
+        if is_admitted(pod):
+            return None
+        quotas = [q for q in snap.quotas if quota_matches(q, pod, snap)]
+        if not quotas or any(must_specify(q, pod) for q in quotas):
+            return None
+        after = usage_after(snap, [a for a in placed if a != pod.ref])
+        own = charges(pod)
+        for q in quotas:
+            used = after[q.ref]
+            more = {r: used[r] + own[r] - q.spec.hard[r].value for r in tracked(q)
+                    if own.get(r, 0) > 0 and used[r] + own[r] > q.spec.hard[r].value}
+            if more:
+                parts = [f"{canonical(v, charge_format(pod, r))} more {r}" for r, v in sorted(more.items())]
+                return f"admitted if quota {q.ref} allowed {' and '.join(parts)}"
+        return None
+
     def verify(self, assignment: Assignment, snap: Snapshot) -> list[Violation]:
         """Every placed new agent is created: each must pass Constraints, and per quota and
         resource the exact usage plus the window's sum must stay within hard."""

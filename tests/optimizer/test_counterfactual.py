@@ -45,3 +45,15 @@ def test_counterfactual_in_plan_and_explain(objects, want):
     assert unplaced.counterfactual == want
     (e,) = [x for x in explain_pending(build_snapshot(inv)) if x.agent == "default/a"]
     assert e.counterfactual == want
+
+
+def test_a_quota_rejection_says_how_much_more_quota_would_admit_it():
+    quota = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q", "namespace": "team"},
+             "spec": {"hard": {"requests.nvidia.com/gpu": "2"}},
+             "status": {"hard": {"requests.nvidia.com/gpu": "2"}, "used": {"requests.nvidia.com/gpu": "1"}}}
+    gpu = {"nvidia.com/gpu": "8"}
+    inv = inventory(node("g", "8", extra=gpu), quota,
+                    pod("a", "1", namespace="team", extra={"nvidia.com/gpu": "3"}))
+    (u,) = optimize(inv, SolveConfig(time_limit=5)).unplaced
+    assert "exceeded quota: q" in u.reason
+    assert u.counterfactual == "admitted if quota team/q allowed 2 more requests.nvidia.com/gpu"
