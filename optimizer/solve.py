@@ -200,9 +200,11 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
     log.info("model: %s", mb.size())
     # the hint: the best by the objective of the kube-like greedy and two packing orders
     # (big agents first, best fit / first fit): the greedy alone often strands big agents
+    # the packing orders only pay when the greedy strands agents or when packing is weighted
+    packing = bool((base_nodes < 0).any()) or any(t.name == "pack" and t.coef for t in obj.terms)
     heuristics = clock.run("heuristics", lambda: [base_counts] + [
         counts_from_assignment(ix, greedy(ix, static, strategy, order=decreasing_size_order(ix)))
-        for strategy in ("MostAllocated", "FirstFit")])
+        for strategy in (("MostAllocated", "FirstFit") if packing else ())])
     best_counts = max(heuristics, key=obj.value)
     solver, status = _solve_cp(mb, obj, cfg, best_counts if cfg.hint else None, clock)
     warnings = list(snap.warnings) + obj.warnings
