@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from optimizer import SolveConfig, optimize
 from optimizer.explain import cluster_usage, node_reasons
 from optimizer.index import Index
-from optimizer.rules import RULES, Rule
+from optimizer.rules import RULES, NodeUsage, Rule
 from optimizer.snapshot import build_snapshot
 from optimizer.solve import prefilter
 from optimizer.verify import verify
@@ -93,3 +94,42 @@ def check_rule(rule: Rule, objects: list[dict[str, Any]], want: Want,
             r, violations)
     everything = verify([(pod.ref, node.name)], snap)
     assert sorted(map(str, everything)) == sorted(map(str, violations))
+
+
+def check_admission_rule(rule: Any, objects: list[dict[str, Any]], reason: str | None) -> list[Any]:
+    """The same agreement for a rule that rejects an agent outright (admission: quota, gangs):
+    the prefilter row is all or nothing, `admission_reason` gives `reason`, no node ever reports
+    it, a tiny solve places iff admitted with `reason` as the unplaced message, and the rule's
+    verify is all the verifier finds. Returns the rule's violations for rule-specific checks."""
+    inv = inventory(*objects)
+    snap = build_snapshot(inv)
+    assert len(snap.nodes) == 1 and len(snap.pending) == 1
+    pod, node = snap.pending[0], snap.nodes[0]
+    admitted = reason is None
+
+    # (a) the prefilter row: every node or none
+    ix = Index(snap)
+    mask = rule.prefilter(ix)
+    row = np.ones(ix.num_nodes, dtype=bool) if mask is None else mask[int(ix.class_of[0])]
+    assert bool(row.all()) == admitted and bool(row.any()) == admitted
+    assert bool(prefilter(ix)[1][int(ix.class_of[0]), 0]) == admitted
+
+    # (b) the admission message; no node reason
+    assert rule.admission_reason(pod, snap) == reason
+    assert rule.explain(pod, node, NodeUsage()) == []
+
+    # (c) a tiny solve
+    plan = optimize(inv, SOLVE)
+    assert plan.verified
+    if admitted:
+        assert plan.assignment() == {pod.ref: node.name}
+    else:
+        assert plan.placements == []
+        assert [(u.agent, u.reason) for u in plan.unplaced] == [(pod.ref, reason)]
+
+    # (d) the rule's verify on the agent forced onto the node is all the verifier finds
+    violations = rule.verify({pod.ref: node.name}, snap)
+    assert all(v.rule == rule.name and v.agent == pod.ref for v in violations)
+    everything = verify([(pod.ref, node.name)], snap)
+    assert sorted(map(str, everything)) == sorted(map(str, violations))
+    return violations

@@ -16,14 +16,13 @@ from models import PodGroup
 from optimizer import optimize
 from optimizer.baseline import decreasing_size_order, greedy
 from optimizer.index import Index
-from optimizer.rules import NodeUsage
 from optimizer.rules.gangs import MIN_AVAILABLE_LABEL, gang_table, gangs_of
 from optimizer.snapshot import build_snapshot
 from optimizer.solve import prefilter
 from optimizer.verify import verify
 from optimizer.windows import WindowConfig, replay
 from tests.builders import inventory, node, pod
-from tests.optimizer.rules.conftest import SOLVE, case, rule_named
+from tests.optimizer.rules.conftest import SOLVE, case, check_admission_rule, rule_named
 
 RULE = rule_named("GangScheduling")
 LABEL = "scheduling.x-k8s.io/pod-group"
@@ -75,37 +74,8 @@ CASES = [
 
 @pytest.mark.parametrize(("objects", "want"), CASES)
 def test_gang_readings_agree(objects: list[dict[str, Any]], want: str | None) -> None:
-    inv = inventory(*objects)
-    snap = build_snapshot(inv)
-    assert len(snap.nodes) == 1 and len(snap.pending) == 1
-    agent, the_node = snap.pending[0], snap.nodes[0]
-    fits = want is None
-
-    # (a) the prefilter row: every node or none
-    ix = Index(snap)
-    mask = RULE.prefilter(ix)
-    row = np.ones(ix.num_nodes, dtype=bool) if mask is None else mask[int(ix.class_of[0])]
-    assert bool(row.all()) == fits and bool(row.any()) == fits
-    assert bool(prefilter(ix)[1][int(ix.class_of[0]), 0]) == fits
-
-    # (b) the gang's message; a gang never gives a node reason
-    assert RULE.admission_reason(agent, snap) == want
-    assert RULE.explain(agent, the_node, NodeUsage()) == []
-
-    # (c) a tiny solve
-    plan = optimize(inv, SOLVE)
-    if fits:
-        assert plan.assignment() == {agent.ref: the_node.name}
-    else:
-        assert plan.placements == []
-        assert [(u.agent, u.reason) for u in plan.unplaced] == [(agent.ref, want)]
-
-    # (d) the verifier on the agent forced onto the node
-    violations = RULE.verify({agent.ref: the_node.name}, snap)
-    assert len(violations) == (0 if fits else 1)
-    assert all(v.rule == "GangScheduling" and v.agent == agent.ref for v in violations)
-    everything = verify([(agent.ref, the_node.name)], snap)
-    assert sorted(map(str, everything)) == sorted(map(str, violations))
+    violations = check_admission_rule(RULE, objects, want)
+    assert len(violations) == (0 if want is None else 1)
 
 
 # --- batch scenarios ----------------------------------------------------------------------------
