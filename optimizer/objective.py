@@ -37,7 +37,7 @@ from ortools.sat.python import cp_model
 from optimizer.config import TERMS, SolveConfig, resolve_weights
 from optimizer.index import Index
 from optimizer.model import ModelBuilder
-from optimizer.pricing import MICRO, Pricing, build_pricing
+from optimizer.pricing import MICRO, Pricing, pricing_for
 from optimizer.rules.node_affinity import preferred_scores
 from optimizer.rules.taints import prefer_no_schedule_counts
 
@@ -264,7 +264,7 @@ def encode_objective(mb: ModelBuilder, cfg: SolveConfig) -> Objective:
     ix = mb.ix
     profile, weights = resolve_weights(cfg)
     hints: list[tuple[cp_model.IntVar, Callable[[Counts], int]]] = []
-    pricing = build_pricing(ix, ix.snap.pricing)
+    pricing = pricing_for(ix)
     terms = [
         _balance(mb, weights["balance"], hints, cfg.balance_resources),
         _pack(mb, weights["pack"], hints),

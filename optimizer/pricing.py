@@ -12,10 +12,12 @@ label, else 0. All of it is an assumption of the table's author and is reported 
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
+from models import Pod
 from models.agentplace import AGENT_CLASS, TOKENS_PER_HOUR, PricingTable
 from optimizer.index import Index
 
@@ -61,6 +63,30 @@ class Pricing:
         return table[cls, self.node_class[node]]
 
 
+def demand_tokens(pod: Pod, table: PricingTable | None) -> int:
+    """Tokens per hour: the annotation (checked by the loader), else the table's default for
+    the agent class, else its "default", else 0."""
+    raw = pod.metadata.annotations.get(TOKENS_PER_HOUR)
+    if raw is not None:
+        return int(raw)
+    if table is None:
+        return 0
+    defaults = table.spec.default_tokens_per_hour
+    return defaults.get(pod.labels.get(AGENT_CLASS, ""), defaults.get("default", 0))
+
+
+_CACHE: weakref.WeakKeyDictionary[Index, Pricing] = weakref.WeakKeyDictionary()
+
+
+def pricing_for(ix: Index) -> Pricing:
+    """The window's pricing, built once per Index (the objective and the budget rule's greedy
+    hook both read it, the latter at every step)."""
+    pricing = _CACHE.get(ix)
+    if pricing is None:
+        pricing = _CACHE[ix] = build_pricing(ix, ix.snap.pricing)
+    return pricing
+
+
 def build_pricing(ix: Index, table: PricingTable | None) -> Pricing:
     n = ix.num_nodes
     demand = np.zeros(ix.num_classes, dtype=np.int64)
@@ -78,12 +104,6 @@ def build_pricing(ix: Index, table: PricingTable | None) -> Pricing:
     if unpriced:
         warnings.append(f"PricingTable {table.name}: {unpriced} node(s) match no node class and "
                         "are priced at 0")
-    defaults = table.spec.default_tokens_per_hour
     for c, cls in enumerate(ix.classes):
-        pod = cls.pod
-        raw = pod.metadata.annotations.get(TOKENS_PER_HOUR)  # checked by the loader
-        if raw is not None:
-            demand[c] = int(raw)
-        else:
-            demand[c] = defaults.get(pod.labels.get(AGENT_CLASS, ""), defaults.get("default", 0))
+        demand[c] = demand_tokens(cls.pod, table)
     return Pricing(table, node_class, price, demand, tuple(warnings))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+import weakref
 from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,9 +23,9 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from models import Node, Pod
-from models.agentplace import AGENT_CLASS, TOKENS_PER_HOUR, PricingTable, TokenBudget
+from models.agentplace import AGENT_CLASS, PricingTable, TokenBudget
 from optimizer.index import Index
-from optimizer.pricing import MICRO, build_pricing
+from optimizer.pricing import MICRO, demand_tokens, pricing_for
 from optimizer.rules.base import Assignment, NodeUsage, Reason, Violation
 from optimizer.snapshot import Snapshot
 
@@ -49,17 +50,6 @@ def covers(budget: TokenBudget, pod: Pod) -> bool:
     tenant = budget.spec.tenant
     ns = tenant.namespace or budget.namespace
     return pod.namespace == ns and all(pod.labels.get(k) == v for k, v in tenant.labels.items())
-
-
-def demand_tokens(pod: Pod, table: PricingTable | None) -> int:
-    """Tokens per hour: the annotation, else the pricing table's class default, else 0."""
-    raw = pod.metadata.annotations.get(TOKENS_PER_HOUR)
-    if raw is not None:
-        return int(raw)
-    if table is None:
-        return 0
-    defaults = table.spec.default_tokens_per_hour
-    return defaults.get(pod.labels.get(AGENT_CLASS, ""), defaults.get("default", 0))
 
 
 def period_tokens(pod: Pod, budget: TokenBudget, table: PricingTable | None) -> int:
@@ -99,7 +89,18 @@ class BudgetTable:
     dollars_left: np.ndarray  # int64[budget] micro-currency, -1 when no currency cap
 
 
+_TABLES: weakref.WeakKeyDictionary[Index, BudgetTable] = weakref.WeakKeyDictionary()
+
+
 def budget_table(ix: Index) -> BudgetTable:
+    """Built once per Index: prefilter, encode and the greedy hook (every step) read it."""
+    table = _TABLES.get(ix)
+    if table is None:
+        table = _TABLES[ix] = _build_budget_table(ix)
+    return table
+
+
+def _build_budget_table(ix: Index) -> BudgetTable:
     budgets = ix.snap.token_budgets
     table = ix.snap.pricing
     nb, nc = len(budgets), ix.num_classes
@@ -119,7 +120,7 @@ def budget_table(ix: Index) -> BudgetTable:
 
 def _period_spend(ix: Index, budget: TokenBudget, cls: np.ndarray, node: np.ndarray) -> np.ndarray:
     """int64[pair] micro-currency committed for one period by each (class, node) pair."""
-    hourly = build_pricing(ix, ix.snap.pricing).spend(ix, cls, node)
+    hourly = pricing_for(ix).spend(ix, cls, node)
     return np.ceil(hourly * float(period_hours(budget))).astype(np.int64)
 
 
