@@ -5,6 +5,7 @@ Built once from an Inventory; everything downstream reads it and nothing writes 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from models import Inventory, Node, Pod, PriorityClass, ResourceQuota
@@ -101,6 +102,14 @@ def _pricing(inv: Inventory, warnings: list[str]) -> PricingTable | None:
     return tables[0] if tables else None
 
 
+def resolve_priorities(pods: Iterable[Pod], priority_classes: Iterable[PriorityClass]
+                       ) -> dict[str, int]:
+    """Each pod's resolved priority by ref (see resolve_priority)."""
+    classes = {pc.name: pc for pc in priority_classes}
+    default = next((pc.value for pc in classes.values() if pc.global_default), 0)
+    return {p.ref: resolve_priority(p, classes, default) for p in pods}
+
+
 def build_snapshot(inv: Inventory) -> Snapshot:
     nodes = tuple(sorted(inv.nodes, key=lambda n: n.name))
     node_pos = {n.name: i for i, n in enumerate(nodes)}
@@ -119,9 +128,7 @@ def build_snapshot(inv: Inventory) -> Snapshot:
     quotas = tuple(sorted(inv.quotas, key=lambda q: (q.namespace, q.name)))
     warnings.extend(quota_warnings(quotas))
     # kube's queue order (PrioritySort): priority, then creation time, then name for determinism
-    classes = {pc.name: pc for pc in inv.priority_classes}
-    default = next((pc.value for pc in inv.priority_classes if pc.global_default), 0)
-    prio = {p.ref: resolve_priority(p, classes, default) for p in inv.pending}
+    prio = resolve_priorities(inv.pending, inv.priority_classes)
     pending = tuple(sorted(
         inv.pending,
         key=lambda p: (-prio[p.ref], p.metadata.creation_timestamp is None,

@@ -33,7 +33,7 @@ from optimizer.binder import Binder, SnapshotFit
 from optimizer.config import SolveConfig
 from optimizer.plan import Plan
 from optimizer.rules.quotas import charges, quota_matches
-from optimizer.snapshot import Snapshot, build_snapshot
+from optimizer.snapshot import Snapshot, build_snapshot, resolve_priorities
 from optimizer.solve import optimize
 
 
@@ -121,15 +121,10 @@ class Planner:
         self.waiting: dict[str, tuple[Pod, int]] = {}  # carried agents and windows waited
         self.index = 0
 
-    def _priorities(self, pods: list[Pod]) -> dict[str, int]:
-        snap = build_snapshot(Inventory(nodes=self.inv.nodes, pods=pods,
-                                        priority_classes=self.inv.priority_classes))
-        return {p.ref: prio for p, prio in zip(snap.pending, snap.priority, strict=True)}
-
     def step(self, arrivals: list[Pod]) -> WindowResult:
         carried = [p for p, _ in self.waiting.values()]
         agents = carried + [p for p in arrivals if p.ref not in self.waiting]
-        base = self._priorities(agents)
+        base = resolve_priorities(agents, self.inv.priority_classes)
         levels = sorted(set(base.values()))
         boosted = 0
         window: list[Pod] = []
