@@ -22,6 +22,8 @@ Terms (raw value, what it measures):
   pack        empty nodes the window opens (kube's MostAllocated spirit)
   cost        micro-currency per hour to serve the placed agents' token demand (pricing.py)
   soft        unmet preferred node affinity weight + 100 per untolerated PreferNoSchedule taint
+              + preferred inter-pod (anti-)affinity weight (pairs sharing a domain) + 100 per
+              agent of ScheduleAnyway excess skew; exact, unit 1 (optimizer/preferences.py)
   preemption  evicted priority (0 until preemption lands)
 """
 
@@ -37,14 +39,12 @@ from ortools.sat.python import cp_model
 from optimizer.config import TERMS, SolveConfig, resolve_weights
 from optimizer.index import Index
 from optimizer.model import ModelBuilder
+from optimizer.preferences import SPREAD_PENALTY, TAINT_PENALTY, SoftTerm
 from optimizer.pricing import MICRO, Pricing, pricing_for
-from optimizer.rules.node_affinity import preferred_scores
-from optimizer.rules.taints import prefer_no_schedule_counts
 
 SCALE = 10**8  # a term's full swing with weight 1.0, in objective units
 MODEL_RANGE = 10**6  # linear terms are quantised to at most this many model units
 INT_LIMIT = 2**62
-TAINT_PENALTY = 100
 Counts = np.ndarray  # int64[cls, node]
 
 
@@ -250,14 +250,17 @@ def _cost(mb: ModelBuilder, weight: float, pricing: Pricing) -> Term:
                         weight, spend, detail)
 
 
-def _soft(mb: ModelBuilder, weight: float) -> Term:
-    ix = mb.ix
-    pref, max_pref = preferred_scores(ix)  # [cls, node], [cls]
-    taints = prefer_no_schedule_counts(ix)  # [cls, node]
-    penalty = (max_pref[mb.pair_cls] - pref[mb.pair_cls, mb.pair_node]
-               + TAINT_PENALTY * taints[mb.pair_cls, mb.pair_node]).astype(np.int64)
-    return _linear_term(mb, "soft", "unmet preferred node affinity weight + "
-                        f"{TAINT_PENALTY} per untolerated PreferNoSchedule taint", weight, penalty)
+def _soft(mb: ModelBuilder, weight: float, hints: list[Any]) -> Term:
+    """Every scored preference as one penalty (optimizer/preferences.py): node affinity,
+    PreferNoSchedule, inter-pod (anti-)affinity, ScheduleAnyway spread."""
+    soft = SoftTerm(mb)
+    term = Term("soft", "unmet preferred node affinity weight + "
+                f"{TAINT_PENALTY} per untolerated PreferNoSchedule taint + preferred pod "
+                f"(anti-)affinity weight + {SPREAD_PENALTY} per agent of ScheduleAnyway excess skew",
+                weight, soft.max_value(), soft.evaluate, detail=soft.parts)
+    if weight > 0 and term.max_value > 0:
+        term.expr = soft.encode(hints)
+    return term
 
 
 def encode_objective(mb: ModelBuilder, cfg: SolveConfig) -> Objective:
@@ -269,7 +272,7 @@ def encode_objective(mb: ModelBuilder, cfg: SolveConfig) -> Objective:
         _balance(mb, weights["balance"], hints, cfg.balance_resources),
         _pack(mb, weights["pack"], hints),
         _cost(mb, weights["cost"], pricing),
-        _soft(mb, weights["soft"]),
+        _soft(mb, weights["soft"], hints),
         Term("preemption", "evicted priority (no evictions until preemption lands)",
              weights["preemption"], 0, lambda counts: 0),
     ]

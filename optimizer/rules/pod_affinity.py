@@ -209,8 +209,14 @@ def _flatten(sel: LabelSelector) -> tuple[Req, ...]:
 
 
 def _compile(pod: Pod, anti: bool) -> list[_Compiled]:
+    return compile_terms(pod, _required(pod, anti))
+
+
+def compile_terms(pod: Pod, terms: Iterable[PodAffinityTerm]) -> list[_Compiled]:
+    """Terms of `pod` compiled for table building (required ones here; preferred ones for the
+    objective's soft term, optimizer/preferences.py, which matches them with `term_hits`)."""
     out = []
-    for t in _required(pod, anti):
+    for t in terms:
         default_ns = not t.namespaces and t.namespace_selector is None
         ns_reqs = None if t.namespace_selector is None else _flatten(t.namespace_selector)
         reqs = None
@@ -244,6 +250,9 @@ def _hits(ct: _Compiled, pod: Pod, ns_labels: Mapping[str, str]) -> bool:
     ns_ok = ct.all_namespaces or pod.namespace in ct.namespaces or (
         ct.ns_reqs is not None and _reqs_hold(ct.ns_reqs, ns_labels))
     return ns_ok and _reqs_hold(ct.reqs, pod.labels)
+
+
+term_hits = _hits  # kube's AffinityTerm.Matches over a compiled term
 
 
 @dataclass

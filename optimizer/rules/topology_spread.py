@@ -108,9 +108,19 @@ class SpreadConstraint:
 
 def hard_constraints(pod: Pod) -> tuple[SpreadConstraint, ...]:
     """The pod's DoNotSchedule constraints, in spec order."""
+    return spread_constraints(pod, "DoNotSchedule")
+
+
+def soft_constraints(pod: Pod) -> tuple[SpreadConstraint, ...]:
+    """The pod's ScheduleAnyway constraints, in spec order (scored, never filtered: they belong
+    to the objective's soft term, optimizer/preferences.py)."""
+    return spread_constraints(pod, "ScheduleAnyway")
+
+
+def spread_constraints(pod: Pod, when: str) -> tuple[SpreadConstraint, ...]:
     out = []
     for c in pod.spec.topology_spread_constraints:
-        if c.when_unsatisfiable != "DoNotSchedule":
+        if c.when_unsatisfiable != when:
             continue
         selector: tuple[Requirement, ...] | None = None
         if c.label_selector is not None:
@@ -250,15 +260,17 @@ class _Instance:
         return int(by_domain[self.domains].min())
 
 
-def _instances(ix: Index) -> list[list[_Instance]]:
-    """Per class, its hard constraints; running counts shared per (namespace, selector)."""
+def _instances(ix: Index, read: Callable[[Pod], tuple[SpreadConstraint, ...]] = hard_constraints
+               ) -> list[list[_Instance]]:
+    """Per class, its hard constraints (or those `read` returns: the soft term reads the
+    ScheduleAnyway ones); running counts shared per (namespace, selector)."""
     running_cache: dict[str, np.ndarray] = {}
     tolerated = tolerated_matrix(ix) if ix.taints else None
     hard = np.array([e in HARD_EFFECTS for (_, _, e) in ix.taints], dtype=bool)
     out: list[list[_Instance]] = []
     for ci, cls in enumerate(ix.classes):
         pod = cls.pod
-        constraints = hard_constraints(pod)
+        constraints = read(pod)
         if not constraints:
             out.append([])
             continue
