@@ -99,6 +99,12 @@ def _plan_table(plan: Plan) -> None:
         s.add_row("cost", f"{cost['spend_per_hour']} {cost['currency']}/h for "
                           f"{cost['tokens_per_hour']} tokens/h = {cost['cost_per_million_tokens']} "
                           f"{cost['currency']} per 1M tokens (table {cost['pricing_table']}, assumed)")
+    soft = terms.get("terms", {}).get("soft", {}).get("detail", {})
+    if soft:
+        greedy_soft = base.get("terms", {}).get("soft", {}).get("detail", {})
+        s.add_row("soft", f"node preferences {soft['node']}, pod (anti-)affinity {soft['pod']}, "
+                          f"ScheduleAnyway spread {soft['spread']} (greedy {greedy_soft.get('node')}, "
+                          f"{greedy_soft.get('pod')}, {greedy_soft.get('spread')})")
     s.add_row("objective / bound / gap", f"{plan.objective} / {plan.bound} / {plan.gap}")
     m = plan.model
     s.add_row("model", f"{m.get('candidate_pairs')} candidate pairs, {m.get('variables')} variables, "

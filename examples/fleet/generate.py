@@ -444,6 +444,7 @@ class PodSpec:
     node_selector: dict[str, str] = field(default_factory=dict)
     affinity: dict[str, Any] | None = None
     tolerations: list[dict[str, Any]] = field(default_factory=list)
+    spread: list[dict[str, Any]] = field(default_factory=list)  # topologySpreadConstraints
     extra_labels: dict[str, str] = field(default_factory=dict)
     node: str | None = None  # node key for running pods
     phase: str = "Pending"
@@ -564,6 +565,8 @@ def build_pod(p: PodSpec, nodes: dict[str, NodeSpec]) -> dict[str, Any]:
         spec["nodeSelector"] = dict(p.node_selector)
     if p.affinity:
         spec["affinity"] = p.affinity
+    if p.spread:
+        spec["topologySpreadConstraints"] = p.spread
     if o.kind == "StatefulSet":
         spec["hostname"] = p.name
         spec["subdomain"] = o.app
@@ -808,8 +811,12 @@ def pending_pods() -> list[PodSpec]:
 
     # research: tool-using agents
     web = replicaset(rs, "web-researcher")
+    # spread over the zones, softly: a zone outage should not take all of them
     add(rs, web, "tool", [C("agent", img("web-researcher", "0.12.0"), 1000, 2048)], 9,
-        node_selector=general, version="0.12.0")
+        node_selector=general, version="0.12.0",
+        spread=[{"labelSelector": {"matchLabels": {"app.kubernetes.io/name": "web-researcher"}},
+                 "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                 "whenUnsatisfiable": "ScheduleAnyway"}])
     # code runners clone + index a repo in an init container that needs more than the agent
     coder = replicaset(rs, "code-runner")
     add(rs, coder, "tool", [C("agent", img("code-runner", "0.7.3"), 1000, 2048, eph=8)], 8,
@@ -817,8 +824,13 @@ def pending_pods() -> list[PodSpec]:
         affinity=pool_in("cpu-general", "cpu-highmem"), version="0.7.3")
     # memory-heavy retrieval agents pinned to the highmem pool
     retr = replicaset(rs, "retrieval-agent")
+    # one per host if it can be helped: they compete for memory bandwidth
     add(rs, retr, "retrieval", [C("agent", img("retrieval-agent", "1.3.0"), 2000, 16384)], 10,
-        node_selector={"agentplace.io/pool": "cpu-highmem"}, version="1.3.0", _show=False)
+        node_selector={"agentplace.io/pool": "cpu-highmem"}, version="1.3.0", _show=False,
+        affinity={"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 50, "podAffinityTerm": {
+                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "retrieval-agent"}},
+                "topologyKey": "kubernetes.io/hostname"}}]}})
     # GPU agents: the flexible ones were submitted first
     flex = replicaset(rs, "multimodal-agent")
     add(rs, flex, "gpu", [C("agent", img("multimodal-agent", "0.5.0"), 6000, 24576, gpu=1)], 3,

@@ -4,12 +4,17 @@ the solver cases check that the objective steers to the better-scoring node."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from ortools.sat.python import cp_model
+from typer.testing import CliRunner
 
+from api.cli import app
+from models.load import load_paths
 from optimizer import SolveConfig, optimize
 from optimizer.index import Index
 from optimizer.model import ModelBuilder, candidate_pairs
@@ -210,3 +215,22 @@ def test_soft_term_value_matches_the_encoding_on_fixed_plans() -> None:
         assert solver.solve(mb.model) == cp_model.OPTIMAL
         assert round(solver.objective_value) == obj.value(counts)
         assert obj.terms[3].name == "soft" and obj.terms[3].evaluate(counts) > 0
+
+
+def test_the_bundled_example_exercises_pod_anti_affinity_and_schedule_anyway() -> None:
+    snap = build_snapshot(load_paths([Path(__file__).parents[2] / "examples" / "fleet"]))
+    ix = Index(snap)
+    _, full = prefilter(ix)
+    mb = ModelBuilder(ix, *candidate_pairs(ix, full))
+    mb.build_variables()
+    soft = SoftTerm(mb)
+    assert [pt.key for pt in soft.tb.pairs if pt.anti] == [HOST]
+    assert [g.inst.c.topology_key for g in soft.tb.spread] == ["topology.kubernetes.io/zone"]
+
+
+def test_plan_table_shows_the_soft_parts() -> None:
+    docs = [*zones("a1:a", "b1:b"), *(web(f"w{i}", anyway()) for i in range(2))]
+    res = CliRunner().invoke(app, ["plan", "-f", "-"], input=json.dumps(
+        {"apiVersion": "v1", "kind": "List", "items": docs}))
+    assert res.exit_code == 0, res.output
+    assert "ScheduleAnyway spread 0" in res.output
