@@ -73,13 +73,15 @@ def grouped_sequence(seq: list[int], groups: Sequence[tuple[np.ndarray, np.ndarr
 
 
 def greedy(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAllocated",
-           rules: Sequence[Rule] = RULES, order: np.ndarray | None = None) -> np.ndarray:
+           rules: Sequence[Rule] = RULES, order: np.ndarray | None = None,
+           prefer: np.ndarray | None = None) -> np.ndarray:
     """int64[agent]: node index per pending agent, -1 when no node fits.
 
     Agents go in queue order unless `order` says otherwise; strategy "FirstFit" takes the
     first feasible node by name instead of scoring (with a decreasing `order`: FFD).
     A rule with `all_or_nothing(ix)` (gangs) has its groups placed consecutively from their
-    first member on, and rolled back whole when fewer than needed fit."""
+    first member on, and rolled back whole when fewer than needed fit. `prefer` (int64[agent],
+    -1 for none) names a node to take whenever the checks admit it (a warm start)."""
     hooks = [h for rule in rules if (h := getattr(rule, "admits", None)) is not None]
     groups = [g(ix) for rule in rules if (g := getattr(rule, "all_or_nothing", None)) is not None]
     free = ix.free.copy()  # [node, res]
@@ -121,6 +123,8 @@ def greedy(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAllocated",
             score = -np.arange(len(score))
         score[~fits] = np.iinfo(np.int64).min
         n = int(np.argmax(score))
+        if prefer is not None and prefer[a] >= 0 and fits[prefer[a]]:
+            n = int(prefer[a])
         out[a] = n
         state.placed[c] += 1
         free[n] -= req

@@ -172,8 +172,12 @@ def _with_bounds(breakdown: dict[str, Any], bounds: dict[str, dict[str, object]]
     return breakdown
 
 
-def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Plan:
-    """Place a window of pending agents; the returned plan has passed the verifier."""
+def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None,
+             warm: Mapping[str, str] | None = None) -> Plan:
+    """Place a window of pending agents; the returned plan has passed the verifier.
+
+    `warm` (agent ref -> node name, e.g. from the previous window, optimizer/windows.py) adds
+    one more hint candidate: the greedy taking each named node whenever the checks admit it."""
     cfg = cfg or SolveConfig()
     clock = _Clock()
     snap = source if isinstance(source, Snapshot) else clock.run(
@@ -205,7 +209,16 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
     heuristics = clock.run("heuristics", lambda: [base_counts] + [
         counts_from_assignment(ix, greedy(ix, static, strategy, order=decreasing_size_order(ix)))
         for strategy in (("MostAllocated", "FirstFit") if packing else ())])
-    best_counts = max(heuristics, key=obj.value)
+    names = ["greedy"] + [f"greedy-{s}-decreasing" for s in (("MostAllocated", "FirstFit")
+                                                              if packing else ())]
+    if warm:
+        prefer = np.array([snap.node_pos.get(warm.get(p.ref, ""), -1) for p in snap.pending],
+                          dtype=np.int64)
+        heuristics.append(clock.run("heuristics", lambda: counts_from_assignment(
+            ix, greedy(ix, static, cfg.strategy, prefer=prefer))))
+        names.append("warm")
+    pick = max(range(len(heuristics)), key=lambda i: obj.value(heuristics[i]))
+    best_counts = heuristics[pick]
     solver, status = _solve_cp(mb, obj, cfg, best_counts if cfg.hint else None, clock)
     warnings = list(snap.warnings) + obj.warnings
     plan_status = {cp_model.OPTIMAL: "OPTIMAL", cp_model.FEASIBLE: "FEASIBLE"}.get(status)
@@ -250,6 +263,8 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
         baseline={"name": f"greedy-{cfg.strategy}", **obj.breakdown(ix, base_counts)},
         timings=clock.timings,
         model={**mb.size(), "solver_status": solver.status_name(status),
+               "hint": {"source": names[pick], "objective": obj.value(best_counts),
+                        "used": cfg.hint},
                "time_limit": cfg.time_limit, "workers": cfg.workers},
         warnings=warnings,
         budgets=budget_report(dict(placements), snap),

@@ -31,6 +31,7 @@ from models import Inventory, Pod
 from models.quantity import Quantity
 from optimizer.binder import Binder, SnapshotFit
 from optimizer.config import SolveConfig
+from optimizer.index import class_key
 from optimizer.plan import Plan
 from optimizer.rules.quotas import charges, quota_matches
 from optimizer.snapshot import Snapshot, build_snapshot, resolve_priorities
@@ -119,6 +120,8 @@ class Planner:
                              pricing=list(inv.pricing), token_budgets=list(inv.token_budgets),
                              pod_groups=list(inv.pod_groups), warnings=list(inv.warnings))
         self.waiting: dict[str, tuple[Pod, int]] = {}  # carried agents and windows waited
+        self.previous: dict[str, str] = {}  # the previous window's plan: agent -> node
+        self.previous_pods: dict[str, Pod] = {}
         self.index = 0
 
     def step(self, arrivals: list[Pod]) -> WindowResult:
@@ -141,7 +144,7 @@ class Planner:
                         token_budgets=self.inv.token_budgets, pod_groups=self.inv.pod_groups,
                         warnings=list(self.inv.warnings))
         snap = build_snapshot(inv)
-        plan = optimize(snap, self.cfg.solve)
+        plan = optimize(snap, self.cfg.solve, warm=self._warm(agents))
         binding, sent_back = self._bind(snap, plan)
         self._commit(snap, plan, {p.ref: p for p in agents}, sent_back)
         start = min((p.metadata.creation_timestamp for p in arrivals
@@ -150,6 +153,22 @@ class Planner:
                               boosted, binding)
         self.index += 1
         return result
+
+    def _warm(self, agents: list[Pod]) -> dict[str, str]:
+        """The previous window's plan as a warm start: an agent it placed (and the binder sent
+        back) is hinted to its node again, and each other agent to a node the previous plan gave
+        an agent of its kind (same spec but the name), one agent per previous placement, so a
+        workload scaling out over windows starts where the solver put its last replicas. The
+        greedy completes the rest (and anything no longer admitted), so the hint stays complete
+        and feasible; optimize keeps it only when it scores better than the plain greedy."""
+        out = {a.ref: self.previous[a.ref] for a in agents if a.ref in self.previous}
+        pattern: dict[str, list[str]] = {}
+        for ref, node in sorted(self.previous.items()):
+            pattern.setdefault(class_key(self.previous_pods[ref], 0), []).append(node)
+        for a in agents:
+            if a.ref not in out and (nodes := pattern.get(class_key(a, 0))):
+                out[a.ref] = nodes.pop(0)
+        return out
 
     def _bind(self, snap: Snapshot, plan: Plan) -> tuple[dict[str, Any], set[str]]:
         """Submit and bind the window's plan; the agents the binder sent back."""
@@ -176,6 +195,8 @@ class Planner:
                 **({"spent_dollars": Decimal(str(spent[b.ref]["spent_dollars"]))}
                    if "spent_dollars" in spent[b.ref] else {})})})
             if b.ref in spent else b for b in self.inv.token_budgets]
+        self.previous = plan.assignment()
+        self.previous_pods = {a: originals[a] for a in self.previous}
         left = [u.agent for u in plan.unplaced] + sorted(sent_back)
         self.waiting = {a: (originals[a], self.waiting.get(a, (None, 0))[1] + 1) for a in left}
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 from typer.testing import CliRunner
 
 from api.cli import app
 from models import load_documents
 from optimizer import SolveConfig
+from optimizer.baseline import greedy
+from optimizer.index import Index
+from optimizer.snapshot import build_snapshot
+from optimizer.solve import prefilter
 from optimizer.windows import WindowConfig, _boosted, cut_windows, replay
 from tests.builders import inventory, node, pod
 
@@ -132,3 +137,38 @@ def test_an_agent_the_binder_sends_back_waits_for_the_next_window(tmp_path, monk
     bound = [a for r in results for a in r.plan.assignment()]
     assert bound.count("team/a0") == 2  # planned again in the next window, bound there
     assert results[-1].binding["bound"] >= 1
+
+
+def test_the_previous_windows_plan_warm_starts_the_next_one(capfd: Any) -> None:
+    """Agents that prefer each other's company (preferred pod affinity per host): the first
+    window puts two on one node; the greedy would spread the next two onto emptier nodes, the
+    warm start (same kind -> the node the previous plan used) joins them, scores better, and
+    CP-SAT reports that hint complete and feasible."""
+    together = {"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "x"}},
+                                            "topologyKey": "kubernetes.io/hostname"}}]}}
+    agents = [arriving(f"x{i}", i, labels={"app": "x"}, affinity=together) for i in range(4)]
+    cfg = WindowConfig(max_agents=2, max_age=60, solve=SolveConfig(
+        time_limit=5, weights={"balance": 0.0}, log_search=True))
+    results = list(replay(inventory(node("a", "8"), node("b", "8"), node("c", "8"), *agents), cfg))
+    first, second = results[0].plan, results[1].plan
+    assert first.model["hint"]["source"] == "greedy"
+    assert len(set(first.assignment().values())) == 1
+    assert second.model["hint"]["source"] == "warm"
+    assert set(second.assignment().values()) == set(first.assignment().values())
+    assert second.model["hint"]["objective"] <= second.objective
+    assert second.objective_terms["terms"]["soft"]["value"] == 0
+    out = capfd.readouterr().out
+    # every window's hint, the warm one included, was complete and feasible: CP-SAT's first
+    # solution is the hint itself
+    assert out.count("The solution hint is complete and is feasible") == len(results) == 2
+    assert out.count("complete_hint\n") == 2
+
+
+def test_a_warm_start_node_is_taken_only_while_the_checks_admit_it() -> None:
+    snap = build_snapshot(inventory(node("a", "1"), node("b", "4"), node("c", "4"),
+                                    arriving("x0", 0), arriving("x1", 1)))
+    ix = Index(snap)
+    prefer = np.full(len(snap.pending), snap.node_pos["a"], dtype=np.int64)
+    node_of = greedy(ix, prefilter(ix)[0], prefer=prefer)
+    assert [snap.nodes[n].name for n in node_of.tolist()] == ["a", "b"]
