@@ -25,7 +25,7 @@ satisfy maxSkew.
 
 **Encoding.** A *count group* is what one constraint counts: (namespace, selector, topology
 key, eligible nodes); its final count is f[u] = R[u] + (placed agents it counts in domain u),
-R the running pods. Three cases, each sound; for classes with one hard constraint the first two
+R the running pods. Four cases, each sound; for classes with one hard constraint the first two
 are exact (the hypothesis tests check this against a brute-force order search):
 
 1. *Closed group*: every class the group counts (and that could land on an eligible node) has
@@ -47,13 +47,28 @@ are exact (the hypothesis tests check this against a brute-force order search):
    order-free bound. At bind time the agent's domain holds at most F[v] - selfMatch others and
    the minimum is at least its start value min R, so F[v] <= min R + s (F = every agent counted
    in v) makes the agent valid in every order. Conservative: it may reject valid plans (on
-   empty hosts a hostname constraint next to a zone one allows maxSkew agents per host).
+   empty hosts a hostname constraint next to a zone one allows maxSkew agents per host; case 4
+   lifts that for nested pairs).
+4. *A nested second constraint* (zone + hostname): a closed group's members all have one more
+   self-matching constraint S over the same pods and eligible nodes, each S domain inside one
+   of the ordering constraint's domains. They bind level by level (`_levels` gives the
+   condition and its proof): exact when S's maxSkew is 1; for a larger maxSkew it is one
+   sufficient order, ORed with case 3 for S (a literal chooses; the brute-force tests check
+   soundness, and exactness for maxSkew 1, with running pods).
 Closed groups are touched only by their own members, a class orders by one group only, and
 case-3 bounds hold in any order, so the orders compose: each closed group lowest-domain-first,
-interleaved arbitrarily. (Ordering by two constraints at once is not exact: the conjunction of
-their case-1 conditions admits plans no order produces, e.g. zone + hostname, found by brute
-force, so the second one is bounded order-free; the coarsest ordering keeps the tight bound on
-the few large domains, where order-free bounds would cost most.)
+interleaved arbitrarily (case 4's levels are one such order of its group). (The conjunction
+of two constraints' case-1 conditions is necessary but not sufficient: e.g. zone z1 with hosts
+h0, h1 and zone z0 with host h2, maxSkew 1 both, empty: final hosts 2/2/3 pass both, yet h2's
+third agent needs h0 and h1 at 2 first, and then z1 leads z0 by two.)
+
+**What stays conservative** (plans the verifier would accept that the encoding may reject):
+a second constraint with maxSkew > 1 whose plan needs an order other than level by level
+and breaks case 3's bound too; a second constraint that is not nested in the ordering one,
+counts other pods or nodes, is not shared by every class of the group, or is one of two such
+(zone + rack + hostname: case 3 each); any further constraint of a class (case 3); a second
+constraint whose levels exceed LEVEL_BUDGET unary literals; groups with minDomains unmet; and
+every group that is not closed (other classes counted: case 3).
 
 **Verify** (exact): a depth-first search for a binding order over (agent kind, node) items,
 lowest skew first, with memoised states and a step budget; when the budget runs out the plan is
@@ -86,6 +101,7 @@ if TYPE_CHECKING:
 REASON = "node(s) didn't match pod topology spread constraints"
 LABEL_REASON = "node(s) didn't match pod topology spread constraints (missing required label)"
 SEARCH_BUDGET = 20_000  # verify: states expanded before a plan is rejected as unproven
+LEVEL_BUDGET = 2_000  # case 4: most unary count literals (S domain x level) per group
 
 Requirement = tuple[str, str, tuple[str, ...]]  # (key, In|NotIn|Exists|DoesNotExist, values)
 
@@ -386,7 +402,8 @@ class PodTopologySpread:
             own = [i for i in rows if i.self_match]
             if own:
                 primary[c] = min(own, key=lambda i: len(i.domains))
-        for insts in by_group.values():
+        info: dict[bytes, tuple[np.ndarray, set[int], bool]] = {}
+        for key, insts in by_group.items():
             first = insts[0]
             counted = first.affects[pair_cls] & first.eligible[pair_node]  # bool[pair]
             counted_cls = set(pair_cls[counted].tolist())
@@ -396,12 +413,30 @@ class PodTopologySpread:
                       and len({(i.c.max_skew, i.c.min_domains) for i in members}) <= 1
                       and all(bool(first.eligible[pair_node[pair_cls == c]].all())
                               for c in member_cls))
+            info[key] = (counted, member_cls, closed)
+        # case 4: a closed group's members share a nested second constraint (zone + hostname)
+        levelled: dict[bytes, tuple[cp_model.IntVar, set[int]]] = {}
+        for key, (counted, member_cls, closed) in info.items():
+            if not closed or not member_cls:
+                continue
+            pi = next(i for i in by_group[key] if primary.get(i.cls) is i)
+            partner = self._nested_partner(tables, pi, member_cls, pi.unmet)
+            if partner is not None:
+                si = next(i for i in by_group[partner] if i.cls in member_cls)
+                use = self._levels(mb, pi, si, counted)
+                if use is not None:
+                    levelled[partner] = (use, member_cls)
+        for key, insts in by_group.items():
+            first = insts[0]
+            counted, member_cls, closed = info[key]
             m = self._group_minimum(mb, first, counted) if closed else None
             for inst in insts:
                 if closed and primary.get(inst.cls) is inst:
                     self._closed(mb, inst, counted, m, member_cls)
                 elif closed and not inst.self_match and inst.cls in single:
                     self._self_free(mb, inst, counted, m)
+                elif key in levelled and inst.cls in levelled[key][1]:
+                    self._any_order(mb, inst, counted, unless=levelled[key][0])
                 else:
                     self._any_order(mb, inst, counted)
 
@@ -471,22 +506,129 @@ class PodTopologySpread:
             mb.model.add(f <= m + inst.c.max_skew).only_enforce_if(b)
             mb.count_constraint("topology spread", 2)
 
-    def _any_order(self, mb: ModelBuilder, inst: _Instance, counted: np.ndarray) -> None:
-        """Case 3: F[v] <= min R + s, valid whatever the order."""
+    def _any_order(self, mb: ModelBuilder, inst: _Instance, counted: np.ndarray,
+                   unless: cp_model.IntVar | None = None) -> None:
+        """Case 3: F[v] <= min R + s, valid whatever the order (not enforced when `unless`,
+        the level order's literal, holds instead)."""
         running = inst.domain_counts(inst.running)
         start_min = inst.minimum(running)
         all_terms = self._domain_terms(mb, inst, counted)
         own = mb.pair_cls == inst.cls
+        extra = [] if unless is None else [unless.Not()]
         for v, xs in self._domain_terms(mb, inst, own).items():
             limit = start_min + inst.c.max_skew - int(running[v])
             if v not in all_terms:
                 if limit < 0:
-                    mb.model.add(_sum(xs) == 0)
+                    mb.model.add(_sum(xs) == 0).only_enforce_if(extra)
                     mb.count_constraint("topology spread")
                 continue
             b = self._receives(mb, xs, int(mb.upper[own].sum()))
-            mb.model.add(_sum(all_terms[v]) <= limit).only_enforce_if(b)
+            mb.model.add(_sum(all_terms[v]) <= limit).only_enforce_if([b, *extra])
             mb.count_constraint("topology spread", 2)
+
+    # --- case 4: a coarse and a nested fine constraint, bound level by level -------------------
+
+    @staticmethod
+    def _nested_partner(tables: list[list[_Instance]], pi: _Instance, members: set[int],
+                        unmet: bool) -> bytes | None:
+        """The group of a second constraint every member has, nested in `pi`'s domains (each of
+        its domains inside one of pi's), counting exactly what pi counts, with one maxSkew; or
+        None."""
+        if unmet:
+            return None
+        found: set[bytes] = set()
+        skews: set[tuple[int, int]] = set()
+        for c in members:
+            cands = [i for i in tables[c] if i is not pi and i.group != pi.group and i.self_match
+                     and not i.unmet and i.c.selector == pi.c.selector
+                     and np.array_equal(i.eligible, pi.eligible)
+                     and np.array_equal(i.affects, pi.affects)]
+            if len(cands) != 1:  # a member with none (or several): not this case
+                return None
+            found.add(cands[0].group)
+            skews.add((cands[0].c.max_skew, cands[0].c.min_domains))
+        if len(found) != 1 or len(skews) != 1:
+            return None
+        si = next(i for i in tables[next(iter(members))] if i.group in found)
+        on = si.eligible
+        pairs = np.unique(np.stack([si.dom[on], pi.dom[on]]), axis=1)
+        if len(np.unique(pairs[0])) != pairs.shape[1]:  # a fine domain spans two coarse ones
+            return None
+        return si.group
+
+    def _levels(self, mb: ModelBuilder, pi: _Instance, si: _Instance, counted: np.ndarray
+                ) -> cp_model.IntVar | None:
+        """Case 4, for a closed group ordered by the coarse constraint P (pi, maxSkew s1) whose
+        members all have a second constraint S (si, maxSkew s2) over the same pods and nodes,
+        each S domain inside one P domain (hostname in zone). Bind level by level: every agent
+        that brings its S domain to count l before any that brings one to l + 1, and inside a
+        level, lowest P domain first. With F[h] the final S counts, M_S their minimum, and
+        Z[v](l) = sum over S domains h in v of min(F[h], max(R[h], l)) (P counts once level l is
+        done), that order is valid iff
+            F[h] <= M_S + s2 for every S domain h receiving agents   (S's case 1), and
+            Z[v](l) <= min_u Z[u](l) + s1 for every level l and P domain v receiving at level l.
+        Sufficient: inside level l the S check sees count l - 1 against a minimum >= min(l - 1,
+        M_S), and the P check is case 1's lowest-first argument on the level's agents (it holds
+        from any start state). Necessary when s2 = 1: S's check then only admits binds into a
+        domain at the current minimum, so every valid order binds level by level, and the last
+        bind into v at level l saw a P minimum <= min Z(l). So for s2 = 1 this case is exact;
+        for s2 > 1 it is one sufficient order, ORed with case 3 (the returned literal says which
+        holds). F[h] is encoded in unary (r[h][k] = F[h] >= k). Returns None (case 3 only) when
+        the levels would be too many."""
+        model = mb.model
+        hosts = si.domains.tolist()
+        running = si.domain_counts(si.running)
+        terms = self._domain_terms(mb, si, counted)
+        total = int(mb.ix.class_size[np.unique(mb.pair_cls[counted])].sum())
+        cap = {h: min(int(sum(int(mb.upper[p]) for p in np.nonzero(counted & (
+            si.dom[mb.pair_node] == h))[0].tolist())), total) for h in terms}
+        if not terms or sum(cap.values()) > LEVEL_BUDGET:
+            return None
+        zone = {int(h): int(z) for h, z in zip(si.dom[si.eligible].tolist(),
+                                               pi.dom[pi.eligible].tolist(), strict=True)}
+        s1, s2 = pi.c.max_skew, si.c.max_skew
+        use = model.new_bool_var("spread_levels")
+        r: dict[int, list[cp_model.IntVar]] = {}
+        for h, xs in terms.items():
+            r[h] = [model.new_bool_var(f"spread_lvl_{h}_{k}") for k in range(cap[h])]
+            model.add(_sum(xs) == _sum(r[h]))
+            for a, b in zip(r[h], r[h][1:], strict=False):
+                model.add(b <= a)
+            mb.count_constraint("topology spread", len(r[h]))
+
+        def count(h: int, level: int | None = None) -> cp_model.LinearExprT:
+            """min(F[h], max(R[h], level)); F[h] when level is None."""
+            bits = r.get(h, [])
+            if level is not None:
+                bits = bits[:max(0, level - int(running[h]))]
+            return int(running[h]) + _sum(bits)
+
+        top = int(running.sum()) + total
+        m_s = model.new_int_var(0, top, "spread_lvl_min")
+        for h in hosts:
+            model.add(m_s <= count(h))
+        for h in terms:
+            if r[h]:
+                model.add(count(h) <= m_s + s2).only_enforce_if([r[h][0], use])
+        mb.count_constraint("topology spread", len(hosts) + len(terms))
+        by_zone: dict[int, list[int]] = {}
+        for h in hosts:
+            by_zone.setdefault(zone[h], []).append(h)
+        lo = min(int(running[h]) for h in terms) + 1
+        hi = max(int(running[h]) + cap[h] for h in terms)
+        for level in range(lo, hi + 1):
+            receiving = [h for h in terms if int(running[h]) < level <= int(running[h]) + cap[h]]
+            if not receiving:
+                continue
+            z = {v: _sum([count(h, level) for h in hs]) for v, hs in by_zone.items()}
+            m = model.new_int_var(0, top, f"spread_lvl_min_{level}")
+            for v in pi.domains.tolist():
+                model.add(m <= z[v] if v in z else m <= 0)
+            for h in receiving:
+                model.add(z[zone[h]] <= m + s1).only_enforce_if(
+                    [r[h][level - int(running[h]) - 1], use])
+            mb.count_constraint("topology spread", len(pi.domains) + len(receiving))
+        return use
 
     # --- verify: an exact search for a binding order -------------------------------------------
 

@@ -8,12 +8,13 @@ hypothesis test compares the verifier and the encoding with a brute-force order 
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from functools import cache
 from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from ortools.sat.python import cp_model
 
@@ -263,25 +264,95 @@ def test_the_verifier_rejects_a_missing_key_with_kube_words() -> None:
     assert (v.rule, v.node, v.message) == ("PodTopologySpread", "bare", LABEL_REASON)
 
 
-def test_zone_and_hostname_constraints_together_stay_valid_but_conservative() -> None:
-    """The agents order by zone (the coarser key); hostname takes the order-free bound, which
-    allows maxSkew agents above today's minimum per host. Known gap: the greedy binds a fifth
-    agent (hosts 2/1/1/1) that the encoding cannot prove; the verifier accepts either plan, and
-    optimize returns the better verified one without claiming optimality or a bound."""
+def test_zone_and_hostname_constraints_bind_level_by_level() -> None:
+    """Five agents, zone + hostname maxSkew 1, two empty hosts per zone. The encoding before
+    case 4 ordered by zone and bounded hosts order-free (one agent per empty host: 4 placed,
+    the greedy's 5 returned as FEASIBLE without a bound). Level by level (every host to 1,
+    then one host to 2) all five bind, and the solver proves it."""
     inv = inventory(
         zoned("a1", "a"), zoned("a2", "a"), zoned("b1", "b"), zoned("b2", "b"),
         *(agent(f"x{i}", spread(), spread(key="kubernetes.io/hostname")) for i in range(5)))
     plan = optimize(inv, SOLVE)
-    assert plan.baseline["placed_agents"] == 5
-    assert len(plan.placements) == 5
-    assert plan.status == "FEASIBLE" and plan.bound is None and plan.verified
-    assert any("conservative rule encoding" in w for w in plan.warnings)
+    assert len(plan.placements) == 5 and plan.verified
+    assert plan.status == "OPTIMAL" and plan.bound is not None
+    assert not any("conservative rule encoding" in w for w in plan.warnings)
+    assert sorted(Counter(plan.assignment().values()).values()) == [1, 1, 1, 2]
 
 
 # --- the encoding and the verifier against a brute-force order search -------------------------
 
 SETTINGS = settings(max_examples=300, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
+
+
+# --- zone + hostname (case 4) against a brute-force order search ----------------------------
+
+
+def nested(hosts: list[int], run: list[int], s1: int, s2: int, agents: int) -> Snapshot:
+    """Host h{i} in zone z{hosts[i]} with run[i] app=web pods; `agents` web agents with
+    zone (maxSkew s1) and hostname (maxSkew s2) constraints."""
+    objs: list[dict[str, Any]] = [zoned(f"h{i}", f"z{z}") for i, z in enumerate(hosts)]
+    for i, r in enumerate(run):
+        objs += [running(f"r{i}-{k}", f"h{i}") for k in range(r)]
+    objs += [agent(f"w{i}", spread(max_skew=s1), spread(key="kubernetes.io/hostname",
+                                                        max_skew=s2)) for i in range(agents)]
+    return build_snapshot(inventory(*objs))
+
+
+def nested_brute_force(hosts: list[int], running: list[int], final: list[int], s1: int,
+                       s2: int) -> bool:
+    """Is there an order binding final[h] agents to each host, each passing kube's Filter?"""
+    zones = max(hosts) + 1
+
+    @cache
+    def search(left: tuple[int, ...]) -> bool:
+        if not any(left):
+            return True
+        cur = [r + f - k for r, f, k in zip(running, final, left, strict=True)]
+        z = [sum(c for c, zz in zip(cur, hosts, strict=True) if zz == v) for v in range(zones)]
+        for h, k in enumerate(left):
+            if k and z[hosts[h]] + 1 - min(z) <= s1 and cur[h] + 1 - min(cur) <= s2:
+                if search(tuple(v - (e == h) for e, v in enumerate(left))):
+                    return True
+        return False
+
+    return search(tuple(final))
+
+
+@st.composite
+def nested_plans(draw: st.DrawFn) -> tuple[list[int], list[int], list[int], int, int]:
+    zones = draw(st.integers(2, 3))
+    hosts = list(range(zones)) + draw(st.lists(st.integers(0, zones - 1), max_size=2))
+    running = [draw(st.sampled_from([0, 0, 1, 2])) for _ in hosts]
+    final = [draw(st.integers(0, 3)) for _ in hosts]
+    return hosts, running, final, draw(st.integers(1, 2)), draw(st.integers(1, 2))
+
+
+@SETTINGS
+@given(nested_plans())
+# final states passing both constraints' case-1 conditions that no order reaches: zone z0's one
+# host must lead by two, which the zone check forbids once the hosts of z1 catch up
+@example(([1, 1, 0], [0, 0, 0], [2, 2, 3], 1, 1))
+@example(([1, 1, 0], [2, 0, 0], [0, 2, 3], 1, 1))
+@example(([1, 0, 1], [1, 2, 2], [2, 2, 1], 2, 1))
+def test_zone_and_hostname_levels_are_sound_and_exact_for_host_max_skew_one(
+        case_: tuple[list[int], list[int], list[int], int, int]) -> None:
+    hosts, run, final, s1, s2 = case_
+    snap = nested(hosts, run, s1, s2, sum(final))
+    ix = Index(snap)
+    assignment: dict[str, str] = {}
+    for h, k in enumerate(final):
+        for _ in range(k):
+            assignment[f"default/w{len(assignment)}"] = f"h{h}"
+    valid = nested_brute_force(hosts, run, final, s1, s2)
+    assert (RULE.verify(assignment, snap) == []) == valid, case_
+    counts = np.zeros((ix.num_classes, ix.num_nodes), dtype=np.int64)
+    for a, n in assignment.items():
+        counts[ix.class_of[snap.agent_pos[a]], snap.node_pos[n]] += 1
+    accepted = encoding_accepts(snap, counts)
+    assert not accepted or valid, ("the encoding accepted an invalid plan", case_)
+    if s2 == 1:
+        assert accepted == valid, ("the encoding rejected a valid plan", case_)
 
 
 @st.composite
