@@ -138,25 +138,39 @@ def soft_tables(ix: Index) -> SoftTables:
     anti = [_preferred(p, True) for p in reps]
     run_aff = np.zeros((nc, nn), dtype=np.int64)
     run_anti = np.zeros((nc, nn), dtype=np.int64)
+    # weight per (table, class, key) and domain code of the running pod's node, expanded to
+    # nodes once at the end
+    acc: dict[tuple[int, int, str], dict[int, int]] = {}
 
-    def credit(table: np.ndarray, c: int, key: str, at_node: int, w: int) -> None:
-        codes = ix.label(key).codes
-        v = codes[at_node]
+    def credit(which: int, c: int, key: str, at_node: int, w: int) -> None:
+        v = int(ix.label(key).codes[at_node])
         if v != MISSING:
-            table[c] += w * (codes == v)
+            row = acc.setdefault((which, c, key), {})
+            row[v] = row.get(v, 0) + w
 
-    running = [(p, snap.node_pos[p.spec.node_name or ""]) for p in snap.running
-               if (p.spec.node_name or "") in snap.node_pos]
-    for q, m in running:
-        q_aff, q_anti = _preferred(q, False), _preferred(q, True)
-        for c, a in enumerate(reps):
-            for table, own, theirs in ((run_aff, aff[c], q_aff), (run_anti, anti[c], q_anti)):
-                for w, ct in own:  # the agent's terms matching the running pod
+    scoring = [c for c in range(nc) if aff[c] or anti[c]]
+    for q in snap.running:
+        m = snap.node_pos.get(q.spec.node_name or "")
+        if m is None:
+            continue
+        q_terms = ((0, _preferred(q, False)), (1, _preferred(q, True)))
+        for c in scoring:  # the agent's terms matching the running pod
+            for which, own in ((0, aff[c]), (1, anti[c])):
+                for w, ct in own:
                     if term_hits(ct, q, nsl(q.namespace)):
-                        credit(table, c, ct.key, m, w)
-                for w, ct in theirs:  # the running pod's terms matching the agent
+                        credit(which, c, ct.key, m, w)
+        for which, theirs in q_terms:  # the running pod's terms matching the agent
+            for w, ct in theirs:
+                for c, a in enumerate(reps):
                     if term_hits(ct, a, nsl(a.namespace)):
-                        credit(table, c, ct.key, m, w)
+                        credit(which, c, ct.key, m, w)
+    for (which, c, key), row in acc.items():
+        col = ix.label(key)
+        weights = np.zeros(max(len(col.vocab), 1), dtype=np.int64)
+        for v, w in row.items():
+            weights[v] += w
+        table = run_aff if which == 0 else run_anti
+        table[c] += np.where(col.codes != MISSING, weights[np.maximum(col.codes, 0)], 0)
     pairs: dict[tuple[int, int, str], PairTerm] = {}
     for c in range(nc):
         for which, terms in (("aff", aff[c]), ("anti", anti[c])):
