@@ -321,6 +321,20 @@ def nested_brute_force(hosts: list[int], running: list[int], final: list[int], s
     return search(tuple(final))
 
 
+def test_zone_and_hostname_max_skew_two_binds_in_blocks_of_two_levels() -> None:
+    """Zone a has hosts h0, h2, h3, zone b only h1; hostname maxSkew 2. Hosts 1/3/1/1 bind
+    (h1, h0, h1, h2, h3, h1), but neither the order-free bound (h1 above 0 + 2) nor level by
+    level (after level 1, zone a leads 3 to 1) shows it: blocks of two levels do."""
+    hosts, final = [0, 1, 0, 0], [1, 3, 1, 1]
+    snap = nested(hosts, [0, 0, 0, 0], 1, 2, sum(final))
+    ix = Index(snap)
+    counts = np.zeros((ix.num_classes, ix.num_nodes), dtype=np.int64)
+    for h, k in enumerate(final):
+        counts[0, snap.node_pos[f"h{h}"]] = k
+    assert nested_brute_force(hosts, [0, 0, 0, 0], final, 1, 2)
+    assert encoding_accepts(snap, counts)
+
+
 @st.composite
 def nested_plans(draw: st.DrawFn) -> tuple[list[int], list[int], list[int], int, int]:
     zones = draw(st.integers(2, 3))
