@@ -265,12 +265,12 @@ def run(
         return
     t = Table(title=f"{len(rows)} windows, {len(inv.pending)} agents")
     for col in ("window", "agents", "new", "carried", "aged", "placed", "greedy", "unplaced",
-                "status", "solve s"):
+                "status", "hint", "solve s"):
         t.add_column(col, justify="right")
     for r in rows:
         t.add_row(str(r["window"]), str(r["agents"]), str(r["new"]), str(r["carried"]),
                   str(r["aged"]), str(r["placed"]), str(r["greedy_placed"]), str(r["unplaced"]),
-                  r["status"], f"{r['solve_seconds']:.3f}")
+                  r["status"], str(r.get("hint")), f"{r['solve_seconds']:.3f}")
     out.print(t)
     placed = sum(r["placed"] for r in rows)
     out.print(f"placed {placed} of {len(inv.pending)} agents; every window verified: "

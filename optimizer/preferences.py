@@ -48,6 +48,9 @@ SPREAD_PENALTY. Encoded with m <= f[u] for every such domain u (the penalty is n
 in m, so the optimum has m = M) and e[v] >= f[v] - m - maxSkew when v receives an owner.
 kube's system default constraints (for pods with none, from their Service/ReplicaSet) are not
 added.
+
+Known limit: running pods count as they are; a plan that evicts one (preemption) is not
+credited or charged for the preferences that pod took part in.
 """
 
 from __future__ import annotations

@@ -66,6 +66,7 @@ class WindowResult:
             "unplaced": len(p.unplaced), "greedy_placed": p.baseline.get("placed_agents"),
             "status": p.status, "gap": p.gap, "verified": p.verified,
             "solve_seconds": p.timings.get("solve"),
+            "hint": (p.model.get("hint") or {}).get("source"),
             "total_seconds": round(sum(p.timings.values()), 6),
             "budgets": p.budgets,
             "binding": self.binding,
