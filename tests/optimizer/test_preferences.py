@@ -234,3 +234,12 @@ def test_plan_table_shows_the_soft_parts() -> None:
         {"apiVersion": "v1", "kind": "List", "items": docs}))
     assert res.exit_code == 0, res.output
     assert "ScheduleAnyway spread 0" in res.output
+
+
+def test_the_greedy_hint_stays_complete_with_soft_pod_and_spread_variables(capfd: Any) -> None:
+    inv = inventory(*zones("a1:a", "a2:a", "b1:b"), pod("db", node_name="a1", labels={"app": "db"}),
+                    *(web(f"w{i}", anyway(), affinity=prefers(affinity=[term(5, ZONE, app="db")],
+                                                              anti=[term(7, HOST, app="web")]))
+                      for i in range(4)), pod("c", labels={"app": "web"}))
+    optimize(inv, SolveConfig(time_limit=5, weights={"soft": 2.0}, log_search=True))
+    assert "The solution hint is complete and is feasible" in capfd.readouterr().out
