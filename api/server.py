@@ -19,13 +19,15 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.binding import bind_plan, make_sink
 from api.metrics import Metrics
@@ -208,6 +210,45 @@ def metrics(service: ServiceDep) -> Response:
     return Response(service.metrics.render(), media_type=service.metrics.content_type)
 
 
+class RequestLog:
+    """Pure ASGI (no task group between the app and `receive`, so the body limit's 413 reaches
+    FastAPI intact): a request id (the caller's X-Request-ID or a new one) in `request.state`
+    and the response headers, one JSON log line and the HTTP metrics per request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = Headers(scope=scope).get("x-request-id")
+        request_id = (given or uuid.uuid4().hex)[:64]
+        scope.setdefault("state", {})["request_id"] = request_id
+        t0 = time.perf_counter()
+        code = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = message["status"]
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - t0
+            route = getattr(scope.get("route"), "path", "other")
+            self.metrics.requests.labels(scope["method"], route, str(code)).inc()
+            self.metrics.request_duration.labels(route).observe(seconds)
+            client = scope.get("client")
+            log.info("request", extra={"fields": {
+                "request_id": request_id, "method": scope["method"], "path": scope["path"], "status": code,
+                "duration_ms": round(seconds * 1000, 2), "client": client[0] if client else None}})
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -235,27 +276,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             f"  {d['object']}: {d['field']}: {d['reason']}" for d in detail)
         return _errors(detail, message)
 
-    @app.middleware("http")
-    async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        request.state.request_id = request_id[:64]
-        t0 = time.perf_counter()
-        code = 500
-        try:
-            response = await call_next(request)
-            code = response.status_code
-            response.headers["X-Request-ID"] = request.state.request_id
-            return response
-        finally:
-            seconds = time.perf_counter() - t0
-            route = getattr(request.scope.get("route"), "path", "other")
-            m = app.state.service.metrics
-            m.requests.labels(request.method, route, str(code)).inc()
-            m.request_duration.labels(route).observe(seconds)
-            log.info("request", extra={"fields": {
-                "request_id": request.state.request_id, "method": request.method, "path": request.url.path,
-                "status": code, "duration_ms": round(seconds * 1000, 2),
-                "client": request.client.host if request.client else None}})
-
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # before anything reads the body
+    app.add_middleware(RequestLog, metrics=app.state.service.metrics)  # outermost: sees every answer
     return app
