@@ -40,7 +40,7 @@ class Settings(BaseModel):
     max_workers: int = Field(2, ge=1)  # CP-SAT search workers one request may use
     solve_slots: int = Field(2, ge=1)  # solves running at once (the worker pool's size)
     queue_depth: int = Field(2, ge=0)  # requests waiting for a slot; beyond that 429
-    retry_after: int = Field(2, ge=1)  # seconds, the Retry-After of a 429
+    retry_after: int = Field(1, ge=1)  # seconds, the Retry-After of a 429
 
     @property
     def loopback(self) -> bool:

@@ -1,14 +1,15 @@
 """A small, bounded load test of the HTTP service on 127.0.0.1.
 
-    python -m benchmarks.load [--requests 200] [--concurrency 8] [--duration 60]
+    python -m benchmarks.load [--requests 200] [--concurrency 4] [--duration 60] [--retry]
                               [--nodes 20] [--agents 30] [--time-limit 2] [--url URL] [--out DIR]
 
 Starts `agentplace serve` on a free loopback port (unless --url points at a running one),
 sends --requests POST /v1/optimize of one seeded synthetic window from --concurrency client
 threads (stopping early after --duration seconds), stops the server, and prints requests,
 concurrency, throughput, latency p50/p90/p99, 429s (the service's back-pressure, by design not
-errors) and errors. Every returned plan is re-checked here with the project verifier against
-the same window; a plan that fails counts as an error. Figures go to DIR/load.json.
+errors; `--retry` retries them after Retry-After) and errors. Every returned plan is re-checked
+here with the project verifier against the same window; a plan that fails counts as an error.
+Figures go to DIR/load.json.
 """
 
 from __future__ import annotations
@@ -125,9 +126,11 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 def run_load(url: str, body: bytes, requests: int, concurrency: int, duration: float,
-             token: str | None = None) -> dict[str, Any]:
+             token: str | None = None, retry: bool = False) -> dict[str, Any]:
     """Send up to `requests` POSTs from `concurrency` threads, each on its own keep-alive
-    connection, for at most `duration` seconds; per request: status, seconds, body."""
+    connection, for at most `duration` seconds; per request: status, seconds, body. With `retry`,
+    a 429 is retried after its Retry-After (within the duration), as a polite client does; the
+    request's latency then includes the wait."""
     u = urllib.parse.urlsplit(url)
     headers = {"content-type": "application/json"}
     if token:
@@ -135,10 +138,11 @@ def run_load(url: str, body: bytes, requests: int, concurrency: int, duration: f
     lock = threading.Lock()
     issued = 0
     results: list[tuple[int, float, bytes]] = []  # status (0: transport error), seconds, body
+    retries = 0
     stop_at = time.monotonic() + duration
 
     def worker() -> None:
-        nonlocal issued
+        nonlocal issued, retries
         conn = http.client.HTTPConnection(u.hostname, u.port, timeout=max(30.0, duration))
         while True:
             with lock:
@@ -146,14 +150,20 @@ def run_load(url: str, body: bytes, requests: int, concurrency: int, duration: f
                     break
                 issued += 1
             t0 = time.perf_counter()
-            try:
-                conn.request("POST", "/v1/optimize", body=body, headers=headers)
-                r = conn.getresponse()
-                status, data = r.status, r.read()
-            except (OSError, http.client.HTTPException) as exc:
-                status, data = 0, str(exc).encode()
-                conn.close()
-                conn = http.client.HTTPConnection(u.hostname, u.port, timeout=max(30.0, duration))
+            while True:
+                try:
+                    conn.request("POST", "/v1/optimize", body=body, headers=headers)
+                    r = conn.getresponse()
+                    status, data, wait = r.status, r.read(), float(r.getheader("retry-after") or 1)
+                except (OSError, http.client.HTTPException) as exc:
+                    status, data, wait = 0, str(exc).encode(), 0.0
+                    conn.close()
+                    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=max(30.0, duration))
+                if not (retry and status == 429 and time.monotonic() + wait < stop_at):
+                    break
+                with lock:
+                    retries += 1
+                time.sleep(wait)
             with lock:
                 results.append((status, time.perf_counter() - t0, data))
         conn.close()
@@ -164,7 +174,7 @@ def run_load(url: str, body: bytes, requests: int, concurrency: int, duration: f
         t.start()
     for t in threads:
         t.join()
-    return {"wall_seconds": time.perf_counter() - t0, "results": results}
+    return {"wall_seconds": time.perf_counter() - t0, "results": results, "retries": retries}
 
 
 def summarize(raw: dict[str, Any], docs: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
@@ -195,7 +205,8 @@ def summarize(raw: dict[str, Any], docs: list[dict[str, Any]], concurrency: int)
     return {
         "requests": n, "concurrency": concurrency, "wall_seconds": round(wall, 3),
         "throughput_rps": round(n / wall, 2) if wall else None,
-        "ok": len(ok_lat), "rejected_429": codes.get("429", 0), "errors": len(errors),
+        "ok": len(ok_lat), "rejected_429": codes.get("429", 0), "retries_after_429": raw["retries"],
+        "errors": len(errors),
         "error_examples": errors[:5], "status_codes": codes, "plan_statuses": statuses,
         "placed_per_plan": sorted(placed), "pending_per_window": len(snap.pending),
         "latency_ok_seconds": {"p50": _percentile(ok_lat, 0.5), "p90": _percentile(ok_lat, 0.9),
@@ -207,7 +218,8 @@ def summarize(raw: dict[str, Any], docs: list[dict[str, Any]], concurrency: int)
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--requests", type=int, default=200)
-    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--retry", action="store_true", help="retry a 429 after its Retry-After")
     ap.add_argument("--duration", type=float, default=60.0, help="stop sending after this many seconds")
     ap.add_argument("--nodes", type=int, default=20)
     ap.add_argument("--agents", type=int, default=30)
@@ -223,7 +235,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                     "workers": args.workers}}).encode()
 
     def measure(url: str) -> dict[str, Any]:
-        raw = run_load(url, body, args.requests, args.concurrency, args.duration, args.token)
+        raw = run_load(url, body, args.requests, args.concurrency, args.duration, args.token, args.retry)
         status, metrics = get(url, "/metrics")
         out = summarize(raw, docs, args.concurrency)
         wanted = ("agentplace_solve_duration_seconds_sum", "agentplace_solve_duration_seconds_count",
@@ -246,7 +258,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     lat = figures["latency_ok_seconds"]
     print(f"requests {figures['requests']}, concurrency {figures['concurrency']}, "
           f"{figures['throughput_rps']} req/s over {figures['wall_seconds']} s; ok {figures['ok']}, "
-          f"429 {figures['rejected_429']}, errors {figures['errors']}; latency of ok requests "
+          f"429 {figures['rejected_429']} (retried {figures['retries_after_429']}), errors "
+          f"{figures['errors']}; latency of ok requests "
           f"p50 {lat['p50']} s, p90 {lat['p90']} s, p99 {lat['p99']} s, max {lat['max']} s")
     for e in figures["error_examples"]:
         print(f"  error: {e}")
