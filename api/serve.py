@@ -45,4 +45,4 @@ def run_server(config: str | os.PathLike[str] | None = None, **overrides: Any) -
         "queue_depth": settings.queue_depth, "max_time_limit": settings.max_time_limit}})
     # log_config=None keeps our JSON handler for uvicorn's records; our middleware logs each request
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=5)
+                limit_concurrency=settings.max_connections, timeout_graceful_shutdown=5)

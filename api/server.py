@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -37,8 +37,9 @@ from api.schemas import EXAMPLE, ErrorResponse, OptimizeRequest, PlanResponse, S
 from api.security import BodyLimit, require_token
 from api.settings import Settings
 from api.store import PlanStore
-from models import InputErrors, load_documents
+from models import InputErrors
 from models.errors import format_loc
+from models.load import load_named
 from optimizer import Plan, PlanInvalidError
 from optimizer.binder import Binding, Outbox
 from optimizer.config import ConfigError
@@ -75,10 +76,29 @@ class Service:
         self.pool.shutdown()
         self.outbox.close()
 
+    async def solve(self, work: Callable[[], Any], request_id: str) -> Any:
+        """Run `work` (anything that solves: optimize, what-if) in the bounded pool and map its
+        failures to answers: pool full -> 429 + Retry-After, InputErrors / ConfigError -> 422
+        with object, field and reason, PlanInvalidError -> 500 (a bug, logged)."""
+        try:
+            return await self.pool.run(work)
+        except Busy:
+            self.metrics.rejected.inc()
+            raise HTTPException(429, "every solve slot is busy; retry later",
+                                headers={"Retry-After": str(self.settings.retry_after)}) from None
+        except InputErrors as exc:
+            return _errors([e.as_dict() for e in exc.errors], str(exc))
+        except ConfigError as exc:
+            return _errors([{"object": "options", "field": "", "reason": str(exc)}], str(exc))
+        except PlanInvalidError as exc:
+            log.error("plan failed verification", extra={"fields": {"request_id": request_id,
+                                                                    "error": str(exc)}})
+            raise HTTPException(500, f"internal error: plan failed verification: {exc}") from None
+
     def optimize(self, body: OptimizeRequest, bind: bool, request_id: str) -> dict[str, Any]:
         """Runs in a worker: load, solve, store, and bind when asked. Raises InputErrors,
         ConfigError, PlanInvalidError."""
-        inv = load_documents([body.cluster, body.pending], source="request")
+        inv = load_named([(body.cluster, "cluster"), (body.pending, "pending")])
         options, notes = body.options.to_plan_options().capped(self.settings.max_time_limit,
                                                                 self.settings.max_workers)
         n = len(inv.pending)
@@ -143,19 +163,7 @@ async def optimize(
     (`agentplace plan -o json`'s schema). With `bind=true` the plan also goes to the durable
     binder and the response lists its bindings."""
     request_id = request.state.request_id
-    try:
-        return await service.pool.run(lambda: service.optimize(body, bind, request_id))
-    except Busy:
-        service.metrics.rejected.inc()
-        raise HTTPException(429, "every solve slot is busy; retry later",
-                            headers={"Retry-After": str(service.settings.retry_after)}) from None
-    except InputErrors as exc:
-        return _errors([e.as_dict() for e in exc.errors], str(exc))
-    except ConfigError as exc:
-        return _errors([{"object": "options", "field": "", "reason": str(exc)}], str(exc))
-    except PlanInvalidError as exc:
-        log.error("plan failed verification", extra={"fields": {"request_id": request_id, "error": str(exc)}})
-        raise HTTPException(500, f"internal error: plan failed verification: {exc}") from None
+    return await service.solve(lambda: service.optimize(body, bind, request_id), request_id)
 
 
 @v1.get("/plans/{plan_id}", response_model=StoredPlanResponse,

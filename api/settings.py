@@ -41,6 +41,7 @@ class Settings(BaseModel):
     solve_slots: int = Field(2, ge=1)  # solves running at once (the worker pool's size)
     queue_depth: int = Field(2, ge=0)  # requests waiting for a slot; beyond that 429
     retry_after: int = Field(1, ge=1)  # seconds, the Retry-After of a 429
+    max_connections: int = Field(100, ge=1)  # open connections + tasks; uvicorn answers 503 beyond
 
     @property
     def loopback(self) -> bool:

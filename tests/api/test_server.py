@@ -113,6 +113,10 @@ def test_bad_request_shape_names_the_field(client):
     assert fields == {("request", "pendin"), ("request", "options.time_limit")}
     assert client.post("/v1/optimize", content=b"{not json", headers={
         "content-type": "application/json"}).status_code == 422
+    r = client.post("/v1/optimize", json={"cluster": NODES, "pending": [{"kind": "Pod"}, 7]})
+    assert {(d["object"], d["field"]) for d in r.json()["detail"]} == {
+        ("Pod <unnamed, pending[0]>", "metadata"), ("Pod <unnamed, pending[0]>", "spec"),
+        ("document pending[1]", "")}
 
 
 def test_bad_profile_gets_the_cli_message(client, tmp_path):
