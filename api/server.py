@@ -109,6 +109,8 @@ class Service:
             snap = build_snapshot(inv)
             snapshot_s = time.perf_counter() - t0
             plan: Plan = plan_window(snap, options)
+        except ConfigError:  # the caller's options, not a failed attempt
+            raise
         except Exception:
             self.metrics.schedule_attempts.labels("error").inc(n)
             raise
