@@ -7,7 +7,7 @@ an array of objects) and the same options as `agentplace plan`; the response is 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,17 +17,17 @@ from api.planning import DEFAULT_BALANCE, PlanOptions
 class Options(BaseModel):
     """`agentplace plan`'s options; `time_limit` and `workers` are capped by the server."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # Python's json reads NaN
 
     time_limit: float = Field(10.0, gt=0, description="Solver time limit, seconds.")
     workers: int = Field(2, ge=1, description="CP-SAT search workers.")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="CP-SAT random seed (int32).")
     strategy: Literal["LeastAllocated", "MostAllocated"] = "LeastAllocated"
     profile: str | None = Field(None, description="Objective profile: balanced, cost, pack.")
-    weights: dict[str, float] = Field(
+    weights: dict[str, Annotated[float, Field(ge=0)]] = Field(
         default_factory=dict,
         description="Per-term weight overrides (balance, pack, cost, soft, preemption).")
-    balance: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_BALANCE),
+    balance: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: dict(DEFAULT_BALANCE),
                                     description="Resources the balance term counts, with integer weights.")
     term_gap: float = Field(0.02, ge=0,
                             description="Stop when proven within this fraction of a term's swing.")

@@ -113,6 +113,10 @@ def test_bad_request_shape_names_the_field(client):
     assert fields == {("request", "pendin"), ("request", "options.time_limit")}
     assert client.post("/v1/optimize", content=b"{not json", headers={
         "content-type": "application/json"}).status_code == 422
+    bad = b'{"options": {"time_limit": NaN, "weights": {"cost": -1}, "seed": -3, "balance": {"cpu": -1}}}'
+    r = client.post("/v1/optimize", content=bad, headers={"content-type": "application/json"})
+    assert {d["field"] for d in r.json()["detail"]} == {
+        "options.time_limit", "options.weights.cost", "options.seed", "options.balance.cpu"}
     r = client.post("/v1/optimize", json={"cluster": NODES, "pending": [{"kind": "Pod"}, 7]})
     assert {(d["object"], d["field"]) for d in r.json()["detail"]} == {
         ("Pod <unnamed, pending[0]>", "metadata"), ("Pod <unnamed, pending[0]>", "spec"),
