@@ -248,9 +248,9 @@ def run(
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(
-        help="Address to listen on [default: 127.0.0.1]; other than loopback only with an API token.")
+        help="Address to listen on (default 127.0.0.1); other than loopback only with an API token.")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8080].", min=0, max=65535)
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8080).", min=0, max=65535)
                     ] = None,
     db: Annotated[str | None, typer.Option(
         help="Plans and binder outbox: a SQLite path or a database URL (default $AGENTPLACE_DB or "
