@@ -43,24 +43,18 @@ class SolvePool:
         with self._lock:
             self.admitted -= 1
 
-    async def run(self, fn: Callable[[], T], on_start: Callable[[], None] | None = None,
-                  on_end: Callable[[], None] | None = None) -> T:
-        """Run `fn` in a slot (raises Busy when full). `on_start` runs in the worker as the solve
-        begins (it has waited for its slot), `on_end` once it finished, success or not."""
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Run `fn` in a slot; raises Busy at once when every slot and queue place is taken."""
         self.try_admit()
 
         def work() -> T:
             with self._lock:
                 self.running += 1
-            if on_start:
-                on_start()
             try:
                 return fn()
             finally:
                 with self._lock:
                     self.running -= 1
-                if on_end:
-                    on_end()
 
         try:
             future = self._executor.submit(work)
