@@ -16,7 +16,7 @@ import api.server
 from api.cli import app as cli
 from api.logs import JsonFormatter
 from tests.api.conftest import BODY, NODES, PENDING
-from tests.builders import pod
+from tests.builders import node, pod
 
 runner = CliRunner()
 
@@ -273,3 +273,27 @@ def test_serve_command_refuses_before_listening(monkeypatch):
     monkeypatch.delenv("AGENTPLACE_CONFIG", raising=False)
     res = runner.invoke(cli, ["serve", "--host", "0.0.0.0"])
     assert res.exit_code == 2 and "refusing to listen on 0.0.0.0 without an API token" in res.stderr
+
+
+def test_preemption_options_reach_the_solver_and_the_metrics(client):
+    """A higher-priority agent evicts the pod filling the only node; `preemption: false` keeps it."""
+    body = {"cluster": [node("n1", "2"), pod("low", "2", node_name="n1", priority=0)],
+            "pending": [pod("hi", "2", priority=100)], "options": {"time_limit": 5}}
+    out = client.post("/v1/optimize", json=body).json()
+    assert [e["pod"] for e in out["evictions"]] == ["default/low"]
+    assert out["placements"] == [{"agent": "default/hi", "node": "n1"}]
+    assert "agentplace_preemption_victims_total 1.0" in client.get("/metrics").text
+    kept = client.post("/v1/optimize", json={**body, "options": {"preemption": False}}).json()
+    assert kept["evictions"] == [] and kept["placements"] == []
+
+
+def test_bind_does_not_pretend_to_evict(client):
+    """The binder issues bindings only: a preempting agent is sent back (its victim still runs
+    in the snapshot), and the response says why."""
+    body = {"cluster": [node("n1", "2"), pod("low", "2", node_name="n1", priority=0)],
+            "pending": [pod("hi", "2", priority=100)], "options": {"time_limit": 5}}
+    out = client.post("/v1/optimize?bind=true", json=body).json()
+    assert len(out["evictions"]) == 1
+    [b] = out["bindings"]
+    assert b["agent"] == "default/hi" and b["state"] == "conflict" and "Insufficient cpu" in b["error"]
+    assert any("the binder does not evict" in w for w in out["warnings"])
