@@ -14,8 +14,9 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from api.planning import PlanOptions, parse_balance, parse_weights, plan_window
 from models import InputErrors, load_paths
-from optimizer import Plan, PlanInvalidError, SolveConfig, optimize
+from optimizer import Plan, PlanInvalidError, SolveConfig
 from optimizer.config import ConfigError
 from optimizer.explain import explain_pending
 from optimizer.snapshot import build_snapshot
@@ -155,31 +156,13 @@ def plan(
     """Place the pending agents found in the input onto its nodes, as one CP-SAT batch."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr)
     inv = _load(filename)
-    weights = {}
-    for item in weight or []:
-        term, sep, value = item.partition("=")
-        try:
-            weights[term] = float(value) if sep else float("nan")
-        except ValueError:
-            weights[term] = float("nan")
-        if weights[term] != weights[term]:
-            typer.echo(f"error: --weight {item!r}: expected TERM=NUMBER", err=True)
-            raise typer.Exit(2)
-    balance_resources = {"cpu": 1, "memory": 1}
-    if balance:
-        balance_resources = {}
-        for item in balance:
-            res, sep, value = item.partition("=")
-            if not sep or not res or not value.isdigit():
-                typer.echo(f"error: --balance {item!r}: expected RESOURCE=INTEGER", err=True)
-                raise typer.Exit(2)
-            balance_resources[res] = int(value)
-    cfg = SolveConfig(time_limit=time_limit, workers=workers, seed=seed, strategy=strategy.value,
-                      preemption=not no_preemption, pdb_mode=pdb.value, log_search=verbose,
-                      profile=profile, weights=weights, profiles_file=profiles, term_gap=term_gap,
-                      term_bounds=term_bounds, balance_resources=balance_resources)
     try:
-        result = optimize(inv, cfg)
+        options = PlanOptions(
+            time_limit=time_limit, workers=workers, seed=seed, strategy=strategy.value, profile=profile,
+            weights=parse_weights(weight or []), profiles_file=profiles, balance=parse_balance(balance),
+            term_gap=term_gap, term_bounds=term_bounds, preemption=not no_preemption, pdb=pdb.value,
+            log_search=verbose)
+        result = plan_window(inv, options)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -274,18 +257,40 @@ def run(
         out.print(f"binder ({sink}): " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
 
-def _binder(db: str | None, sink: str) -> Any:
-    from optimizer.binder import Binder, DryRunSink, JsonlSink, KubernetesSink, Outbox
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(
+        help="Address to listen on (default 127.0.0.1); other than loopback only with an API token.")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8080).", min=0, max=65535)
+                    ] = None,
+    db: Annotated[str | None, typer.Option(
+        help="Plans and binder outbox: a SQLite path or a database URL (default $AGENTPLACE_DB or "
+             "./agentplace.db).")] = None,
+    sink: Annotated[str | None, typer.Option(
+        help="Where ?bind=true bindings go: dry-run (default), jsonl:PATH, or kubernetes.")] = None,
+    config: Annotated[Path | None, typer.Option(
+        help="YAML settings file (default $AGENTPLACE_CONFIG); the API token may be set there.")] = None,
+) -> None:
+    """Run the HTTP optimize service (POST /v1/optimize, docs at /docs)."""
+    from api.serve import ServeError, run_server
 
-    if sink == "dry-run":
-        target: Any = DryRunSink()
-    elif sink.startswith("jsonl:") and len(sink) > len("jsonl:"):
-        target = JsonlSink(sink[len("jsonl:"):])
-    elif sink == "kubernetes":
-        target = KubernetesSink()
-    else:
-        typer.echo(f"error: --sink {sink!r}: expected dry-run, jsonl:PATH or kubernetes", err=True)
-        raise typer.Exit(2)
+    try:
+        run_server(config=config, host=host, port=port, db=db, sink=sink)
+    except (InputErrors, ServeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _binder(db: str | None, sink: str) -> Any:
+    from api.binding import make_sink
+    from optimizer.binder import Binder, Outbox
+
+    try:
+        target = make_sink(sink)
+    except ValueError as exc:
+        typer.echo(f"error: --{exc}", err=True)
+        raise typer.Exit(2) from None
     return Binder(Outbox(db), target)
 
 
