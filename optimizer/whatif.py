@@ -194,10 +194,11 @@ def diff(base_inv: Inventory, base: Plan, applied: Applied, plan: Plan) -> dict[
     evictions = []
     for e in applied.evictions:
         row: dict[str, Any] = {"pod": e.pod, "node": e.node, "fate": e.fate, "reason": e.reason}
-        if e.fate == "requeued":
+        if e.fate == "requeued":  # placed again (rescheduled) or not (unplaced)
             row["node_after"] = after.get(e.pod)
+            row["fate"] = "rescheduled" if e.pod in after else "unplaced"
             if e.pod not in after:
-                row["fate"], row["reason"] = "unplaced", why[e.pod].reason
+                row["reason"] = why[e.pod].reason
         evictions.append(row)
     added_rows = [{"agent": a, "node": after.get(a),
                    "reason": None if a in after else why[a].reason} for a in applied.added_agents]
@@ -210,7 +211,7 @@ def diff(base_inv: Inventory, base: Plan, applied: Applied, plan: Plan) -> dict[
     summary["counts"] = {
         "moved": len(moves), "newly_unplaced": len(newly_unplaced), "newly_placed": len(newly_placed),
         "evicted": len(evicted),
-        "evicted_replaced": sum(1 for e in evictions if e["fate"] == "requeued"),
+        "evicted_rescheduled": sum(1 for e in evictions if e["fate"] == "rescheduled"),
         "evicted_unplaced": sum(1 for e in evictions if e["fate"] == "unplaced"),
         "lost": sum(1 for e in evictions if e["fate"] in ("lost", "daemonset")),
         "drain_blocked": sum(1 for e in evictions if e["fate"] == "blocked"),
