@@ -1,0 +1,169 @@
+"""What-if diffs on small hand-built clusters, with the moves and unplaced agents asserted."""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import Any
+
+import pytest
+
+from models import InputErrors
+from models.scenario import parse_scenario
+from optimizer import SolveConfig
+from optimizer.sweep import run_sweep, write_table
+from optimizer.whatif import run_whatif
+from tests.builders import inventory, node, pod
+
+ZONE = "topology.kubernetes.io/zone"
+CFG = SolveConfig(time_limit=5, workers=1)
+PRICING = {"apiVersion": "agentplace.io/v1alpha1", "kind": "PricingTable",
+           "metadata": {"name": "flat"},
+           "spec": {"nodeClasses": [{"name": "any", "pricePerHour": "1",
+                                     "tokensPerSecond": {"default": "10"}}]}}
+
+
+def owned(doc: dict[str, Any], kind: str) -> dict[str, Any]:
+    doc["metadata"]["ownerReferences"] = [{"kind": kind, "name": "web", "controller": True}]
+    doc["metadata"]["uid"] = f"uid-{doc['metadata']['name']}"
+    return doc
+
+
+def zones_cluster() -> Any:
+    """a1, b1, b2 with 4 cpu each; b1 and b2 run a 1-cpu pod each; four 2-cpu agents pending.
+    The baseline must put two agents on a1 and one on each b node."""
+    return inventory(
+        node("a1", "4", labels={ZONE: "a"}), node("b1", "4", labels={ZONE: "b"}),
+        node("b2", "4", labels={ZONE: "b"}),
+        owned(pod("web-1", "1", namespace="t", node_name="b1", priority=100), "ReplicaSet"),
+        pod("bare", "1", namespace="t", node_name="b2"),
+        *(pod(f"agent-{i}", "2", namespace="t", priority=10) for i in range(1, 5)),
+        PRICING,
+    )
+
+
+def scenario(*changes: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"apiVersion": "agentplace.io/v1alpha1", "kind": "Scenario",
+            "metadata": {"name": "s", "labels": {"axis": "x"}}, "changes": list(changes), **extra}
+
+
+LOSE_B = scenario({"removeNodes": {"selector": {"matchLabels": {ZONE: "b"}}}})
+
+
+@pytest.fixture(scope="module")
+def lose_b() -> dict[str, Any]:
+    return run_whatif(zones_cluster(), LOSE_B, CFG)
+
+
+def test_losing_a_zone_unplaces_agents_and_reschedules_controlled_pods(lose_b):
+    s = lose_b["summary"]
+    assert s["baseline"]["verified"] and s["scenario"]["verified"]
+    assert (s["baseline"]["placed"], s["baseline"]["unplaced"]) == (4, 0)
+    # a1 alone: web-1 (priority 100, 1 cpu) and one 2-cpu agent
+    assert (s["scenario"]["placed"], s["scenario"]["unplaced"]) == (2, 3)
+    # the agent that keeps its a1 slot is matched to it: nobody moves, three lose their node
+    assert lose_b["moves"] == []
+    assert sorted(u["was_on"] for u in lose_b["newly_unplaced"]) == ["a1", "b1", "b2"]
+    assert {u["reason"] for u in lose_b["newly_unplaced"]} == {"0/1 nodes are available: 1 Insufficient cpu."}
+    ev = {e["pod"]: (e["fate"], e.get("node_after")) for e in lose_b["evictions"]}
+    assert ev == {"t/web-1": ("rescheduled", "a1"), "t/bare": ("lost", None)}
+    assert s["counts"]["removed_nodes"] == 2 and s["counts"]["evicted"] == 2
+
+
+def test_spend_per_tenant_and_utilisation_per_zone(lose_b):
+    # flat 1/h per node, no token demand: an agent costs its dominant share of its node
+    (t,) = lose_b["tenants"]
+    assert t["name"] == "t"
+    assert t["before"] == {"agents": 6, "tokens_per_hour": 0, "spend_per_hour": 2.5}
+    assert t["after"] == {"agents": 2, "tokens_per_hour": 0, "spend_per_hour": 0.75}
+    assert t["delta"]["spend_per_hour"] == -1.75
+    zones = {z["name"]: z for z in lose_b["zones"]}
+    assert zones["a"]["before"]["cpu"] == 1.0 and zones["a"]["after"]["cpu"] == 0.75
+    assert zones["b"]["before"]["cpu"] == 0.75 and zones["b"]["after"] is None
+    assert json.loads(json.dumps(lose_b)) == lose_b  # JSON-able as it is
+
+
+def test_added_nodes_place_what_was_left_out():
+    inv = inventory(node("a1", "4"), *(pod(f"agent-{i}", "2", namespace="t") for i in range(1, 4)))
+    r = run_whatif(inv, scenario({"addNodes": {"copyOf": "a1", "count": 1}}), CFG)
+    assert r["summary"]["baseline"]["unplaced"] == 1
+    assert r["moves"] == [] and r["newly_unplaced"] == []
+    assert [x["node"] for x in r["newly_placed"]] == ["a1-copy-1"]
+    assert r["summary"]["counts"]["added_nodes"] == 1
+
+
+def test_a_burst_with_higher_priority_pushes_the_window_out():
+    inv = inventory(node("a1", "4"), *(pod(f"agent-{i}", "2", namespace="t", priority=10)
+                                       for i in range(1, 3)))
+    r = run_whatif(inv, scenario(
+        {"addAgents": {"copyOf": "t/agent-1", "count": 2, "namePrefix": "rush"}},
+        {"setPriority": {"agents": {"names": ["t/rush-1", "t/rush-2"]}, "priority": 1000}}), CFG)
+    assert [a["node"] for a in r["added_agents"]] == ["a1", "a1"]
+    assert sorted(u["agent"] for u in r["newly_unplaced"]) == ["t/agent-1", "t/agent-2"]
+    assert r["summary"]["counts"]["added_placed"] == 2
+
+
+def test_a_tighter_quota_shows_up_as_unplaced_agents_with_the_admission_reason():
+    inv = inventory(node("a1", "8"), *(pod(f"agent-{i}", "2", namespace="t") for i in range(1, 4)),
+                    {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q", "namespace": "t"},
+                     "spec": {"hard": {"requests.cpu": "10"}}, "status": {"used": {"requests.cpu": "0"}}})
+    tighter = {"setQuota": {"namespace": "t", "name": "q", "hard": {"requests.cpu": "4"}}}
+    r = run_whatif(inv, scenario(tighter), CFG)
+    assert len(r["newly_unplaced"]) == 1
+    assert "exceeded quota: q" in r["newly_unplaced"][0]["reason"]
+
+
+def test_scenario_solve_options_override_the_commands():
+    inv = inventory(node("a1", "4"), pod("agent-1", "1"))
+    r = run_whatif(inv, scenario(solve={"profile": "pack", "weights": {"balance": 0.5}}), CFG)
+    assert r["summary"]["baseline"]["profile"] == "balanced"
+    assert r["summary"]["scenario"]["profile"] == "pack"
+    assert r["scenario"]["solve"] == {"profile": "pack", "weights": {"balance": 0.5}}
+
+
+def test_a_bad_scenario_document_raises_input_errors():
+    with pytest.raises(InputErrors, match=r"changes\[0\]\.removeNodes\.names\[0\]: Not found"):
+        run_whatif(zones_cluster(), scenario({"removeNodes": {"names": ["zz"]}}), CFG)
+
+
+def test_the_plot_is_written(lose_b, tmp_path):
+    from api.plots import plot_whatif
+
+    out = plot_whatif(lose_b, tmp_path / "whatif.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+def test_sweep_in_a_process_pool_writes_one_row_per_scenario(tmp_path):
+    scenarios = [("a.yaml", parse_scenario(LOSE_B)),
+                 ("b.yaml", parse_scenario({**scenario({"addNodes": {"copyOf": "a1", "count": 1}}),
+                                            "metadata": {"name": "grow", "labels": {"axis": "y"}}}))]
+    res = run_sweep(zones_cluster(), scenarios, CFG, pool=True, processes=2)
+    assert res.backend == "process pool (2 processes)"
+    assert [r["scenario"] for r in res.rows] == ["s", "grow"]
+    assert all(not r["error"] and r["verified"] for r in res.rows)
+    assert [r["newly_unplaced"] for r in res.rows] == [3, 0]
+    assert [r["label.axis"] for r in res.rows] == ["x", "y"]
+    path = write_table(res.rows, tmp_path / "rows.csv")
+    rows = list(csv.DictReader(path.open()))
+    assert [r["unplaced"] for r in rows] == ["3", "0"] and rows[0]["spend_delta"] == "-1.75"
+    from api.plots import plot_sweep
+
+    assert plot_sweep(res.rows, tmp_path / "sweep.png").stat().st_size > 10_000
+
+
+def test_sweep_checks_every_scenario_before_solving_any():
+    bad = parse_scenario({**scenario(solve={"profile": "nope"}), "metadata": {"name": "bad"}})
+    with pytest.raises(InputErrors, match="Scenario bad: solve: profile 'nope': not found"):
+        run_sweep(zones_cluster(), [("bad.yaml", bad)], CFG, pool=True)
+
+
+def test_identical_agents_swapped_by_the_plan_do_not_count_as_moves():
+    from models import load_documents
+    from optimizer.whatif import _match
+
+    inv = load_documents([pod("x1", "1", namespace="t"), pod("x2", "1", namespace="t"),
+                          pod("y", "2", namespace="t")])
+    before = {"t/x1": "n1", "t/x2": "n2", "t/y": "n1"}
+    after = {"t/x1": "n2", "t/x2": "n1", "t/y": "n2"}  # the twins swapped; y really moved
+    got = _match(inv, inv.pending, before, after, {})
+    assert got == {"t/x1": ("n1", "n1", None), "t/x2": ("n2", "n2", None), "t/y": ("n1", "n2", None)}
