@@ -417,10 +417,14 @@ def sweep(
         return
     t = Table(title=f"{len(result.rows)} scenarios on {result.backend}; baseline "
                     f"{result.baseline['placed']} placed, {result.baseline['unplaced']} unplaced")
-    cols = ("scenario", "status", "placed", "unplaced", "newly_unplaced", "moved", "evicted",
-            "spend_per_hour", "spend_delta", "max_zone_cpu", "task_seconds")
+    heads = {"scenario": "scenario", "status": "status", "placed": "placed", "unplaced": "unpl.",
+             "newly_unplaced": "new unpl.", "moved": "moved", "evicted": "evicted",
+             "spend_per_hour": "spend/h", "spend_delta": "Δ spend/h", "max_zone_cpu": "max zone cpu",
+             "task_seconds": "s"}
+    cols = tuple(heads)
     for col in cols:
-        t.add_column(col.replace("_", " "), justify="left" if col == "scenario" else "right")
+        t.add_column(heads[col], justify="left" if col == "scenario" else "right",
+                     overflow="fold")
     for r in result.rows:
         if r.get("error"):
             t.add_row(r["scenario"], f"[red]error[/red]: {r['error']}", *[""] * (len(cols) - 2))

@@ -70,11 +70,12 @@ def plot_sweep(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
 
     ok = [r for r in rows if not r.get("error")]
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 5))
-    a.scatter([r["spend_per_hour"] for r in ok], [r["unplaced"] for r in ok],
-              c=[r["evicted"] for r in ok], cmap="viridis", s=28)
+    dots = a.scatter([r["spend_per_hour"] for r in ok], [r["unplaced"] for r in ok],
+                     c=[r["evicted"] for r in ok], cmap="viridis", s=28)
+    fig.colorbar(dots, ax=a, label="pods evicted")
     a.set_xlabel("spend per hour (PricingTable's currency, assumed prices)")
     a.set_ylabel("agents unplaced")
-    a.set_title("scenarios (colour: pods evicted)")
+    a.set_title("one point per scenario")
     worst = sorted(ok, key=lambda r: (-r["unplaced"], r["scenario"]))
     b.bar(range(len(worst)), [r["unplaced"] for r in worst], color="#fc8d62", label="unplaced")
     b.bar(range(len(worst)), [r["newly_unplaced"] for r in worst], color="#8da0cb",

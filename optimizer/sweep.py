@@ -177,7 +177,8 @@ def _run_ray(inv: Inventory, baseline: Plan, scenarios: Sequence[tuple[str, Scen
     started = not ray.is_initialized()
     if started:
         # "local" always starts a fresh local runtime (ignores RAY_ADDRESS); "auto" joins one
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR)
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         task = ray.remote(num_cpus=min(cfg.workers, max(1, cpus)))(one)
@@ -191,7 +192,8 @@ def _run_ray(inv: Inventory, baseline: Plan, scenarios: Sequence[tuple[str, Scen
             for ref in done:
                 rows[pending[ref]] = ray.get(ref)
                 progress()
-        where = f"ray ({address or 'local'}, {cpus} CPUs)"
+        where = f"ray ({address or 'local'}, {cpus} CPUs)" if started else \
+            f"ray (existing runtime, {cpus} CPUs)"
         return [r for r in rows if r is not None], where
     finally:
         if started:
@@ -201,7 +203,8 @@ def _run_ray(inv: Inventory, baseline: Plan, scenarios: Sequence[tuple[str, Scen
 def run_sweep(inv: Inventory, scenarios: Sequence[tuple[str, Scenario]], cfg: SolveConfig,
               ray_address: str | None = None, pool: bool = False, processes: int | None = None,
               progress: Callable[[], None] = lambda: None) -> SweepResult:
-    """Solve the baseline once, then every scenario as a task; rows in the scenarios' order."""
+    """Solve the baseline once, then every scenario as a task; rows in the scenarios' order.
+    A Ray runtime the caller already started is used as it is (and left running)."""
     check_scenarios(inv, scenarios, cfg)
     baseline = optimize(inv, cfg)
     notes: list[str] = []
@@ -210,10 +213,11 @@ def run_sweep(inv: Inventory, scenarios: Sequence[tuple[str, Scenario]], cfg: So
     else:
         n = processes or max(1, (os.cpu_count() or 1) // max(1, cfg.workers))
         n = max(1, min(n, len(scenarios)))
-        backend = f"process pool ({n} processes)"
+        procs = f"{n} process{'es' if n != 1 else ''}"
+        backend = f"process pool ({procs})"
         if not pool:
             notes.append("Ray is not installed (pip install 'agentplace[ray]'): scenarios run in "
-                         f"a local process pool of {n} processes instead")
+                         f"a local process pool of {procs} instead")
         if ray_address not in (None, "local") and not pool:
             notes.append(f"--ray-address {ray_address} ignored without Ray")
         rows = _run_pool(inv, baseline, scenarios, cfg, n, progress)

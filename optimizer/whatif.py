@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from models import Inventory, Pod
+from models import InputError, InputErrors, Inventory, Pod
 from models.pod import PodStatus
 from models.scenario import Applied, Scenario, SolveOptions, apply_scenario, parse_scenario
-from optimizer.config import SolveConfig
+from optimizer.config import ConfigError, SolveConfig, resolve_weights
 from optimizer.index import Index, class_key
 from optimizer.plan import Plan, Unplaced
 from optimizer.pricing import MICRO, build_pricing
@@ -244,8 +244,12 @@ def run_whatif(cluster: Inventory, scenario: Scenario | Mapping[str, Any],
     sc = scenario if isinstance(scenario, Scenario) else parse_scenario(scenario)
     cfg = cfg or SolveConfig()
     applied = apply_scenario(cluster, sc)
-    base = baseline if baseline is not None else optimize(cluster, cfg)
     scfg = scenario_config(cfg, sc.solve)
+    try:
+        resolve_weights(scfg)
+    except ConfigError as exc:  # the scenario's own profile or weights: name the scenario
+        raise InputErrors([InputError(f"Scenario {sc.name}", "solve", str(exc))]) from None
+    base = baseline if baseline is not None else optimize(cluster, cfg)
     plan = optimize(applied.inventory, scfg)
     result: dict[str, Any] = {
         "scenario": {"name": sc.name, "labels": dict(sc.metadata.labels),

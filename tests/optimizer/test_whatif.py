@@ -124,6 +124,8 @@ def test_scenario_solve_options_override_the_commands():
 def test_a_bad_scenario_document_raises_input_errors():
     with pytest.raises(InputErrors, match=r"changes\[0\]\.removeNodes\.names\[0\]: Not found"):
         run_whatif(zones_cluster(), scenario({"removeNodes": {"names": ["zz"]}}), CFG)
+    with pytest.raises(InputErrors, match=r"Scenario s: solve: weights.speed: unknown term"):
+        run_whatif(zones_cluster(), scenario(solve={"weights": {"speed": 1}}), CFG)
 
 
 def test_the_plot_is_written(lose_b, tmp_path):
