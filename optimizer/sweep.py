@@ -135,9 +135,7 @@ def one(inv: Inventory, baseline: Plan, scenario: Scenario, cfg: SolveConfig, fi
         return row(run_whatif(inv, scenario, cfg, baseline=baseline), file, time.perf_counter() - t)
     except Exception as exc:
         log.exception("scenario %s failed", scenario.name)
-        return {"scenario": scenario.name, "file": file, "error": f"{type(exc).__name__}: {exc}",
-                "task_seconds": round(time.perf_counter() - t, 3),
-                **{f"label.{k}": v for k, v in sorted(scenario.metadata.labels.items())}}
+        return _failed(scenario, file, exc, time.perf_counter() - t)
 
 
 _WORKER: dict[str, Any] = {}
@@ -163,10 +161,19 @@ def _run_pool(inv: Inventory, baseline: Plan, scenarios: Sequence[tuple[str, Sce
                              initializer=_init_worker, initargs=(inv, baseline, cfg)) as pool:
         futures = [pool.submit(_pool_task, sc, f) for f, sc in scenarios]
         rows = []
-        for fut in futures:
-            rows.append(fut.result())
+        for fut, (f, sc) in zip(futures, scenarios, strict=True):
+            try:
+                rows.append(fut.result())
+            except Exception as exc:  # the worker process died (killed, out of memory)
+                rows.append(_failed(sc, f, exc))
             progress()
     return rows
+
+
+def _failed(scenario: Scenario, file: str, exc: BaseException, seconds: float = 0.0) -> dict[str, Any]:
+    return {"scenario": scenario.name, "file": file, "error": f"{type(exc).__name__}: {exc}",
+            "task_seconds": round(seconds, 3),
+            **{f"label.{k}": v for k, v in sorted(scenario.metadata.labels.items())}}
 
 
 def _run_ray(inv: Inventory, baseline: Plan, scenarios: Sequence[tuple[str, Scenario]],
@@ -177,8 +184,12 @@ def _run_ray(inv: Inventory, baseline: Plan, scenarios: Sequence[tuple[str, Scen
     started = not ray.is_initialized()
     if started:
         # "local" always starts a fresh local runtime (ignores RAY_ADDRESS); "auto" joins one
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.ERROR)
+        try:
+            ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.ERROR)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ConfigError(f"--ray-address {address or 'local'}: cannot start or join a Ray "
+                              f"runtime: {exc}") from None
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         task = ray.remote(num_cpus=min(cfg.workers, max(1, cpus)))(one)
@@ -190,7 +201,11 @@ def _run_ray(inv: Inventory, baseline: Plan, scenarios: Sequence[tuple[str, Scen
         while waiting:
             done, waiting = ray.wait(waiting, num_returns=1)
             for ref in done:
-                rows[pending[ref]] = ray.get(ref)
+                i = pending[ref]
+                try:
+                    rows[i] = ray.get(ref)
+                except Exception as exc:  # the task's worker died; `one` catches the rest
+                    rows[i] = _failed(scenarios[i][1], scenarios[i][0], exc)
                 progress()
         where = f"ray ({address or 'local'}, {cpus} CPUs)" if started else \
             f"ray (existing runtime, {cpus} CPUs)"

@@ -177,7 +177,7 @@ def diff(base_inv: Inventory, base: Plan, applied: Applied, plan: Plan) -> dict[
     why = {u.agent: u for u in plan.unplaced}
     why_before = {u.agent: u for u in base.unplaced}
     pending_before = {p.ref for p in base_inv.pending}
-    evicted = {e.pod for e in applied.evictions}
+    evicted = {e.pod for e in applied.evictions if e.fate != "blocked"}
     added = set(applied.added_agents)
     common = [p for p in inv.pending if p.ref in pending_before]  # not evicted, not added
     moves, newly_unplaced, newly_placed = [], [], []

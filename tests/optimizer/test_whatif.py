@@ -169,3 +169,24 @@ def test_identical_agents_swapped_by_the_plan_do_not_count_as_moves():
     after = {"t/x1": "n2", "t/x2": "n1", "t/y": "n2"}  # the twins swapped; y really moved
     got = _match(inv, inv.pending, before, after, {})
     assert got == {"t/x1": ("n1", "n1", None), "t/x2": ("n2", "n2", None), "t/y": ("n1", "n2", None)}
+
+
+def test_draining_a_node_moves_its_agents_and_respects_the_disruption_budget():
+    inv = inventory(
+        node("n1", "4"), node("n2", "4"),
+        owned(pod("web-1", "1", namespace="t", node_name="n1", labels={"app": "web"}), "ReplicaSet"),
+        owned(pod("web-2", "1", namespace="t", node_name="n1", labels={"app": "web"}), "ReplicaSet"),
+        {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+         "metadata": {"name": "web", "namespace": "t"},
+         "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}},
+         "status": {"disruptionsAllowed": 1}},
+        pod("agent-1", "2", namespace="t"), pod("agent-2", "2", namespace="t"),
+    )
+    r = run_whatif(inv, scenario({"drainNodes": {"names": ["n1"]}}), CFG)
+    ev = {e["pod"]: (e["fate"], e.get("node_after")) for e in r["evictions"]}
+    assert ev == {"t/web-1": ("rescheduled", "n2"), "t/web-2": ("blocked", None)}
+    c = r["summary"]["counts"]
+    assert (c["evicted"], c["drain_blocked"], c["evicted_rescheduled"]) == (1, 1, 1)
+    # n2 now holds web-1 (1 cpu): one 2-cpu agent fits; the cordoned n1 takes none
+    assert r["summary"]["scenario"]["placed"] == 2 and len(r["newly_unplaced"]) == 1
+    assert {m["to"] for m in r["moves"]} <= {"n2"}
