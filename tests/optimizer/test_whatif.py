@@ -190,3 +190,18 @@ def test_draining_a_node_moves_its_agents_and_respects_the_disruption_budget():
     # n2 now holds web-1 (1 cpu): one 2-cpu agent fits; the cordoned n1 takes none
     assert r["summary"]["scenario"]["placed"] == 2 and len(r["newly_unplaced"]) == 1
     assert {m["to"] for m in r["moves"]} <= {"n2"}
+
+
+def test_parquet_needs_pyarrow_and_says_so(tmp_path):
+    import importlib.util
+
+    rows = [{"scenario": "s", "unplaced": 3, "label.axis": "x"}]
+    if importlib.util.find_spec("pyarrow") is None:
+        with pytest.raises(InputErrors, match="writing Parquet needs pyarrow"):
+            write_table(rows, tmp_path / "rows.parquet")
+    else:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(write_table(rows, tmp_path / "rows.parquet"))
+        assert table.column("unplaced").to_pylist() == [3]
+        assert table.column("label.axis").to_pylist() == ["x"]
