@@ -205,3 +205,28 @@ def test_parquet_needs_pyarrow_and_says_so(tmp_path):
         table = pq.read_table(write_table(rows, tmp_path / "rows.parquet"))
         assert table.column("unplaced").to_pylist() == [3]
         assert table.column("label.axis").to_pylist() == ["x"]
+
+
+def test_a_scenario_that_changes_nothing_has_an_empty_diff(lose_b):
+    r = run_whatif(zones_cluster(), scenario(solve={"seed": 0}), CFG)
+    c = r["summary"]["counts"]
+    assert all(v == 0 for v in c.values()), c
+    assert all(t["delta"] == {"agents": 0, "tokens_per_hour": 0, "spend_per_hour": 0.0}
+               for t in r["tenants"])
+    assert all(z["before"] == z["after"] for z in r["zones"])
+
+
+def test_the_shipped_scenarios_apply_to_the_example_fleet():
+    from pathlib import Path
+
+    from models import load_paths
+    from models.scenario import apply_scenario, load_scenario
+    from optimizer.sweep import check_scenarios, load_scenarios
+
+    root = Path(__file__).parents[2] / "examples"
+    fleet = load_paths([root / "fleet"])
+    zone_b = apply_scenario(fleet, load_scenario(root / "scenarios" / "lose-zone-b.yaml"))
+    assert len(zone_b.removed_nodes) == 9 and zone_b.added_nodes == ["standby-1a-1", "standby-1a-2"]
+    sweep = load_scenarios(root / "scenarios" / "sweep")
+    assert len(sweep) == 24
+    check_scenarios(fleet, sweep, SolveConfig())
