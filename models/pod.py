@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import datetime
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -158,6 +159,7 @@ class PodSpec(KubeModel):
 class PodStatus(KubeModel):
     phase: str | None = None
     nominated_node_name: str | None = None
+    start_time: datetime | None = None  # lost work on eviction counts from here at the latest
 
 
 class Pod(NamespacedObject):

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from optimizer.index import Index
+from optimizer.preemption import Victims, kube_preempt
 from optimizer.rules import RULES, Rule
 
 NONZERO_CPU = 100  # millicores, pkg/scheduler/util DefaultMilliCPURequest
@@ -74,12 +76,24 @@ def grouped_sequence(seq: list[int], groups: Sequence[tuple[np.ndarray, np.ndarr
 
 def greedy(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAllocated",
            rules: Sequence[Rule] = RULES, order: np.ndarray | None = None) -> np.ndarray:
-    """int64[agent]: node index per pending agent, -1 when no node fits.
+    """int64[agent]: node index per pending agent, -1 when no node fits (never preempts)."""
+    return greedy_plan(ix, static_mask, strategy, rules, order, preempt=False)[0]
+
+
+def greedy_plan(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAllocated",
+                rules: Sequence[Rule] = RULES, order: np.ndarray | None = None,
+                preempt: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(int64[agent] node per pending agent or -1, bool[victim] evicted).
 
     Agents go in queue order unless `order` says otherwise; strategy "FirstFit" takes the
     first feasible node by name instead of scoring (with a decreasing `order`: FFD).
     A rule with `all_or_nothing(ix)` (gangs) has its groups placed consecutively from their
-    first member on, and rolled back whole when fewer than needed fit."""
+    first member on, and rolled back whole when fewer than needed fit. With `preempt` and
+    victims on the index (ix.victims), an agent no node fits runs kube's DefaultPreemption
+    (optimizer/preemption.py kube_preempt) and binds to the node it frees."""
+    victims = ix.victims if preempt and ix.victims is not None and len(ix.victims) else None
+    evicted = np.zeros(len(ix.victims) if ix.victims is not None else 0, dtype=bool)
+    pdb_used = np.zeros(len(victims.pdbs) if victims is not None else 0, dtype=np.int64)
     hooks = [h for rule in rules if (h := getattr(rule, "admits", None)) is not None]
     groups = [g(ix) for rule in rules if (g := getattr(rule, "all_or_nothing", None)) is not None]
     free = ix.free.copy()  # [node, res]
@@ -92,11 +106,11 @@ def greedy(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAllocated",
     saved: tuple[np.ndarray, ...] = ()
     for a in grouped_sequence(seq, groups):
         if isinstance(a, tuple):  # an all-or-nothing group starts (checkpoint) or ends
+            live = (free, nonzero_used, out, state.placed, evicted, pdb_used)
             if a[0] == GROUP_START:
-                saved = (free.copy(), nonzero_used.copy(), out.copy(), state.placed.copy())
+                saved = tuple(x.copy() for x in live)
             elif int(((out >= 0) & (saved[2] < 0)).sum()) < a[1]:
-                for now, before in zip((free, nonzero_used, out, state.placed), saved,
-                                       strict=True):
+                for now, before in zip(live, saved, strict=True):
                     now[...] = before
             continue
         c = int(ix.class_of[a])
@@ -105,6 +119,9 @@ def greedy(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAllocated",
         for admits in hooks:
             if fits.any():
                 fits = admits(ix, state, a, fits)
+        if not fits.any() and victims is not None and victims.preempts[c]:
+            fits = _preempt(ix, victims, state, hooks, a, static_mask[c], free, nonzero_used,
+                            evicted, pdb_used)
         if not fits.any():
             continue
         nz = np.array([req[cpu] or NONZERO_CPU, req[mem] or NONZERO_MEMORY], dtype=np.int64)
@@ -125,7 +142,30 @@ def greedy(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAllocated",
         state.placed[c] += 1
         free[n] -= req
         nonzero_used[n] += nz
-    return out
+    return out, evicted
+
+
+def _preempt(ix: Index, victims: Victims, state: GreedyState, hooks: list[Any], a: int,
+             static: np.ndarray, free: np.ndarray, nonzero_used: np.ndarray,
+             evicted: np.ndarray, pdb_used: np.ndarray) -> np.ndarray:
+    """kube's PostFilter for agent a: evict on the chosen node and return it as the only fit."""
+    nodes = static.copy()
+    for admits in hooks:
+        if nodes.any():
+            nodes = admits(ix, state, a, nodes)
+    chosen = kube_preempt(ix, victims, int(ix.class_of[a]), nodes, free, evicted, pdb_used)
+    fits = np.zeros(ix.num_nodes, dtype=bool)
+    if chosen is None:
+        return fits
+    n, gone = chosen
+    evicted[gone] = True
+    free[n] += victims.req[gone].sum(axis=0)
+    cpu, mem = ix.res_pos["cpu"], ix.res_pos["memory"]
+    nonzero_used[n] -= victims.req[gone][:, [cpu, mem]].sum(axis=0)
+    for d, members in enumerate(victims.pdb_members):
+        pdb_used[d] += int(np.isin(gone, members).sum())
+    fits[n] = True
+    return fits
 
 
 def counts_from_assignment(ix: Index, node_of: np.ndarray) -> np.ndarray:

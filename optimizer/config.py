@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -36,8 +37,12 @@ class SolveConfig:
     symmetry_breaking: Literal["auto", "load", "off"] = "auto"
     # after the main solve, minimise each weighted term alone (priority held): per-term bounds
     term_bounds: bool = False
-    preemption: bool = True  # accepted now, takes effect once preemption exists
+    # running pods of lower priority may be evicted (optimizer/preemption.py); PDBs hard or
+    # best-effort (kube's reading: exceeded only when nothing else works, fewest excess)
+    preemption: bool = True
     pdb_mode: Literal["hard", "best-effort"] = "hard"
+    # the clock lost work is measured against (victims' checkpoints); None: the wall clock
+    now: datetime | None = None
     log_search: bool = False
     extra_parameters: dict[str, object] = field(default_factory=dict)
 

@@ -9,12 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from models import Pod
 from models.selectors import parse_int64
 from optimizer.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from optimizer.preemption import Victims
 
 BASE_RESOURCES = ("cpu", "memory", "ephemeral-storage", "pods")
 MISSING = -1
@@ -81,6 +85,7 @@ def class_key(pod: Pod, priority: int) -> str:
         "req": pod.requests(),
         "prio": priority,
         "tokens": pod.metadata.annotations.get("agentplace.io/tokens-per-hour"),
+        "base_priority": pod.metadata.annotations.get("agentplace.io/base-priority"),
         "spec": spec,
         # ResourceQuota: a pod that exists (has a uid) is already charged; new agents are
         # charged by limits too, by priorityClassName and deadline (scopes), and must name
@@ -94,7 +99,10 @@ def class_key(pod: Pod, priority: int) -> str:
 
 
 class Index:
-    """Built once per window; read-only afterwards."""
+    """Built once per window; read-only afterwards (but `victims`, which depends on the solve
+    options: set once by optimize before any rule reads it)."""
+
+    victims: Victims | None = None
 
     def __init__(self, snap: Snapshot) -> None:
         self.snap = snap

@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 import numpy as np
 from ortools.sat.python import cp_model
 
 from optimizer.index import Index
+
+if TYPE_CHECKING:
+    from optimizer.preemption import EvictionVars
 
 
 @dataclass
@@ -29,6 +33,7 @@ class ModelBuilder:
     constraints: Counter[str] = field(default_factory=Counter)
     symmetry_groups: list[list[int]] = field(default_factory=list)
     open_flags: dict[int, cp_model.IntVar] = field(default_factory=dict)  # set by the pack term
+    evictions: EvictionVars | None = None  # set by preemption.encode before the rules encode
     _pairs_of_node: dict[int, np.ndarray] | None = None
 
     def build_variables(self) -> None:
@@ -82,10 +87,17 @@ class ModelBuilder:
 
 
 def candidate_pairs(ix: Index, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs that survive every pre-filter, with each pair's capacity-derived upper bound."""
+    """Pairs that survive every pre-filter, with each pair's capacity-derived upper bound
+    (counting what evicting every victim below the class would free)."""
     cls, node = np.nonzero(mask)
     req = ix.req[cls]  # [pair, res]
     free = np.maximum(ix.free[node], 0)  # [pair, res]
+    victims = ix.victims
+    if victims is not None and len(victims):
+        for c in np.nonzero(victims.preempts)[0].tolist():
+            at = cls == c
+            free[at] = np.maximum(ix.free[node[at]] + victims.extra(
+                ix, int(victims.agent_priority[c]))[node[at]], 0)
     with np.errstate(divide="ignore"):
         per_res = np.where(req > 0, free // np.maximum(req, 1), np.iinfo(np.int64).max)
     upper = np.minimum(per_res.min(axis=1), ix.class_size[cls])

@@ -22,7 +22,8 @@ Terms (raw value, what it measures):
   pack        empty nodes the window opens (kube's MostAllocated spirit)
   cost        micro-currency per hour to serve the placed agents' token demand (pricing.py)
   soft        unmet preferred node affinity weight + 100 per untolerated PreferNoSchedule taint
-  preemption  evicted priority (0 until preemption lands)
+  preemption  1 per eviction + minutes of lost work (+ PDB excess, best-effort mode); the
+              evicted priority itself sits in the priority ladder (optimizer/preemption.py)
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ortools.sat.python import cp_model
 from optimizer.config import TERMS, SolveConfig, resolve_weights
 from optimizer.index import Index
 from optimizer.model import ModelBuilder
+from optimizer.preemption import pdb_excess
 from optimizer.pricing import MICRO, Pricing, pricing_for
 from optimizer.rules.node_affinity import preferred_scores
 from optimizer.rules.taints import prefer_no_schedule_counts
@@ -48,19 +50,25 @@ TAINT_PENALTY = 100
 Counts = np.ndarray  # int64[cls, node]
 
 
-def priority_weights(ix: Index, limit: int) -> tuple[np.ndarray, bool]:
-    """int64[cls] weights with sum(w * size) < limit, and whether they are lexicographic."""
-    levels = np.unique(ix.class_priority)
-    count = {int(p): int(ix.class_size[ix.class_priority == p].sum()) for p in levels}
+def priority_weights(ix: Index, limit: int, victim_priority: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, bool, np.ndarray]:
+    """(int64[cls] weights, lexicographic?, int64[victim] weights) with the whole ladder
+    < limit. A victim weighs what an agent of its priority does: evicting it loses that much."""
+    vp = np.zeros(0, dtype=np.int64) if victim_priority is None else victim_priority
+    levels = np.unique(np.concatenate([ix.class_priority, vp]))
+    count = {int(p): int(ix.class_size[ix.class_priority == p].sum()) + int((vp == p).sum())
+             for p in levels}
     weight: dict[int, int] = {}
     below = 0
     for p in levels.tolist():
         weight[p] = below + 1
         below += weight[p] * count[p]
     if below < limit:
-        return np.array([weight[int(p)] for p in ix.class_priority], dtype=np.int64), True
+        return (np.array([weight[int(p)] for p in ix.class_priority], dtype=np.int64), True,
+                np.array([weight[int(p)] for p in vp], dtype=np.int64))
     rank = {int(p): i + 1 for i, p in enumerate(levels.tolist())}
-    return np.array([rank[int(p)] for p in ix.class_priority], dtype=np.int64), False
+    return (np.array([rank[int(p)] for p in ix.class_priority], dtype=np.int64), False,
+            np.array([rank[int(p)] for p in vp], dtype=np.int64))
 
 
 @dataclass
@@ -74,9 +82,16 @@ class Term:
     coef: int = 0
     detail: Callable[[Counts], dict[str, Any]] | None = None
     unit: int = 1  # raw units per model unit
+    of_evicted: Callable[[np.ndarray], int] | None = None  # the part evictions contribute
 
-    def report(self, counts: Counts) -> dict[str, Any]:
+    def total(self, counts: Counts, evicted: np.ndarray | None = None) -> int:
         value = self.evaluate(counts)
+        if self.of_evicted is not None and evicted is not None:
+            value += self.of_evicted(evicted)
+        return value
+
+    def report(self, counts: Counts, evicted: np.ndarray | None = None) -> dict[str, Any]:
+        value = self.total(counts, evicted)
         out: dict[str, Any] = {
             "name": self.name, "description": self.description, "value": value,
             "max": self.max_value, "unit": self.unit,
@@ -98,23 +113,33 @@ class Objective:
     hints: list[tuple[cp_model.IntVar, Callable[[Counts], int]]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     gap_limit: int = 0  # absolute, in objective units
+    victim_weights: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
-    def value(self, counts: Counts) -> int:
+    def value(self, counts: Counts, evicted: np.ndarray | None = None) -> int:
         placed = counts.sum(axis=1)
-        return self.scale * int(self.weights @ placed) - sum(t.coef * t.evaluate(counts)
-                                                             for t in self.terms)
+        kept = 0 if evicted is None else int(self.victim_weights @ evicted.astype(np.int64))
+        return self.scale * (int(self.weights @ placed) - kept) - sum(
+            t.coef * t.total(counts, evicted) for t in self.terms)
 
-    def breakdown(self, ix: Index, counts: Counts) -> dict[str, Any]:
+    def breakdown(self, ix: Index, counts: Counts, evicted: np.ndarray | None = None
+                  ) -> dict[str, Any]:
         placed = counts.sum(axis=1)
+        gone = np.zeros(0, dtype=bool) if evicted is None else evicted
+        victims = ix.victims
         return {
-            "value": self.value(counts),
+            "value": self.value(counts, evicted),
             "profile": self.profile,
             "placed_agents": int(placed.sum()),
             "placed_priority": int(ix.class_priority @ placed),
             "priority_weight": int(self.weights @ placed),
             "priority_scale": self.scale,
             "lexicographic_priority": self.lexicographic,
-            "terms": {t.name: t.report(counts) for t in self.terms},
+            "evictions": int(gone.sum()),
+            # the ladder's net: placed priority weight less the evicted victims' weight
+            "net_priority_weight": int(self.weights @ placed) - (
+                int(self.victim_weights @ gone.astype(np.int64)) if gone.size else 0),
+            "evicted_priority": int(victims.priority[gone].sum()) if victims and gone.size else 0,
+            "terms": {t.name: t.report(counts, evicted) for t in self.terms},
         }
 
 
@@ -260,6 +285,34 @@ def _soft(mb: ModelBuilder, weight: float) -> Term:
                         f"{TAINT_PENALTY} per untolerated PreferNoSchedule taint", weight, penalty)
 
 
+def _preemption(mb: ModelBuilder, weight: float) -> Term:
+    """Damage among plans placing the same agents: 1 per eviction + minutes of lost work, and
+    in best-effort PDB mode each eviction beyond a budget costs more than all of those."""
+    victims, ev = mb.ix.victims, mb.evictions
+    if victims is None or ev is None or not len(victims):
+        return Term("preemption", "evictions + minutes of lost work (no victims this window)",
+                    weight, 0, lambda counts: 0)
+    damage = victims.damage
+    big = int(damage.sum()) + 1
+    members = sum(int(m.size) for m in victims.pdb_members)
+    excess_max = members if victims.pdb_mode == "best-effort" else 0
+
+    def of_evicted(evicted: np.ndarray) -> int:
+        value = int(damage @ evicted.astype(np.int64))
+        if excess_max:
+            value += big * pdb_excess(victims, evicted)
+        return value
+
+    term = Term("preemption", "evictions + minutes of lost work since the victim's checkpoint"
+                + (f"; {big} per eviction beyond a PDB's budget" if excess_max else ""),
+                weight, int(damage.sum()) + big * excess_max, lambda counts: 0,
+                of_evicted=of_evicted)
+    if weight > 0:
+        term.expr = (cp_model.LinearExpr.weighted_sum(ev.evict, damage.tolist())
+                     + big * cp_model.LinearExpr.sum(ev.excess))
+    return term
+
+
 def encode_objective(mb: ModelBuilder, cfg: SolveConfig) -> Objective:
     ix = mb.ix
     profile, weights = resolve_weights(cfg)
@@ -270,8 +323,7 @@ def encode_objective(mb: ModelBuilder, cfg: SolveConfig) -> Objective:
         _pack(mb, weights["pack"], hints),
         _cost(mb, weights["cost"], pricing),
         _soft(mb, weights["soft"]),
-        Term("preemption", "evicted priority (no evictions until preemption lands)",
-             weights["preemption"], 0, lambda counts: 0),
+        _preemption(mb, weights["preemption"]),
     ]
     assert [t.name for t in terms] == list(TERMS)
     for t in terms:
@@ -285,12 +337,16 @@ def encode_objective(mb: ModelBuilder, cfg: SolveConfig) -> Objective:
     if pack.coef:  # OPTIMAL must never hide an extra node
         gap = min(gap, pack.coef - 1)
     scale = penalty_range + gap + 1
-    w, lexi = priority_weights(ix, (INT_LIMIT - penalty_range) // scale)
-    obj = Objective(profile, w, scale, lexi, terms, hints, list(pricing.warnings), gap)
+    victims = ix.victims if mb.evictions is not None else None
+    w, lexi, vw = priority_weights(ix, (INT_LIMIT - penalty_range) // scale,
+                                   victims.priority if victims is not None else None)
+    obj = Objective(profile, w, scale, lexi, terms, hints, list(pricing.warnings), gap, vw)
     if not lexi:
         obj.warnings.append("too many priority levels for exact lexicographic weights: "
                             "priorities weighted by rank")
     primary = cp_model.LinearExpr.weighted_sum(mb.placed, [int(x) for x in w])
+    if mb.evictions is not None and mb.evictions.evict:
+        primary -= cp_model.LinearExpr.weighted_sum(mb.evictions.evict, [int(x) for x in vw])
     penalties = [t.coef * t.expr for t in terms if t.coef and t.expr is not None]
     mb.model.maximize(scale * primary - sum(penalties))
     return obj

@@ -5,7 +5,8 @@ Schema (JSON, stable; new keys may be added, existing ones keep their meaning):
   placements   [{"agent": "ns/name", "node": "node-name"}]
   unplaced     [{"agent": "ns/name", "reason": "0/N nodes are available: ...",
                  "counterfactual": "fits on node-7 with 500m more cpu free there" | null}]
-  evictions    [{"pod": "ns/name", "node": "...", "reason": "..."}]  (empty until preemption)
+  evictions    [{"pod": "ns/name", "node": "...", "agent": "ns/name it makes room for",
+                 "priority": victim's priority, "reason": "PreemptionByScheduler: ..."}]
   objective    the maximised integer objective (see optimizer/objective.py for its scale)
   bound        the solver's proven upper bound on it; gap = (bound - objective) / max(1, |objective|)
   verified     true only if the independent verifier found no violation
@@ -41,6 +42,8 @@ class Eviction:
     pod: str
     node: str
     reason: str
+    agent: str | None = None  # the placed agent it makes room for
+    priority: int | None = None  # the victim's
 
 
 @dataclass
@@ -59,6 +62,10 @@ class Plan:
     model: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     budgets: list[dict[str, Any]] = field(default_factory=list)
+
+    def eviction_triples(self) -> list[tuple[str, str, str]]:
+        """(pod, node, agent) per eviction, as optimizer.verify reads them."""
+        return [(e.pod, e.node, e.agent or "") for e in self.evictions]
 
     def assignment(self) -> dict[str, str]:
         return {p.agent: p.node for p in self.placements}

@@ -6,9 +6,9 @@ Built once from an Inventory; everything downstream reads it and nothing writes 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from models import Inventory, Node, Pod, PriorityClass, ResourceQuota
+from models import Inventory, Node, Pod, PodDisruptionBudget, PriorityClass, ResourceQuota
 from models.agentplace import PricingTable, TokenBudget
 from models.podgroup import PodGroup
 from models.policy import Namespace, is_pod_quota_resource
@@ -35,6 +35,7 @@ class Snapshot:
     pricing: PricingTable | None = None
     token_budgets: tuple[TokenBudget, ...] = ()  # by namespace, then name
     pod_groups: tuple[PodGroup, ...] = ()  # Coscheduling gangs, by namespace, then name
+    pdbs: tuple[PodDisruptionBudget, ...] = ()  # by namespace, then name
 
     def namespace_labels(self, name: str) -> dict[str, str]:
         """A namespace's labels, for namespaceSelector: the given object's, and always
@@ -154,4 +155,17 @@ def build_snapshot(inv: Inventory) -> Snapshot:
         pricing=pricing,
         token_budgets=tuple(sorted(inv.token_budgets, key=lambda b: (b.namespace, b.name))),
         pod_groups=tuple(sorted(inv.pod_groups, key=lambda g: (g.namespace, g.name))),
+        pdbs=tuple(sorted(inv.pdbs, key=lambda d: (d.namespace, d.name))),
     )
+
+
+def without_running(snap: Snapshot, refs: Iterable[str]) -> Snapshot:
+    """The snapshot after evicting running pods `refs`: what the plan's agents bind against."""
+    gone = set(refs)
+    if not gone:
+        return snap
+    running = tuple(p for p in snap.running if p.ref not in gone)
+    on: list[list[int]] = [[] for _ in snap.nodes]
+    for i, pod in enumerate(running):
+        on[snap.node_pos[pod.spec.node_name or ""]].append(i)
+    return replace(snap, running=running, running_on=tuple(tuple(x) for x in on))

@@ -11,7 +11,8 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from models import Inventory, Pod
-from optimizer.baseline import counts_from_assignment, decreasing_size_order, greedy
+from optimizer import preemption as pre
+from optimizer.baseline import counts_from_assignment, decreasing_size_order, greedy_plan
 from optimizer.config import SolveConfig
 from optimizer.counterfactual import counterfactual
 from optimizer.explain import admission_reason, cluster_usage, explain_agent
@@ -24,14 +25,15 @@ from optimizer.model import (
     order_open_flags,
 )
 from optimizer.objective import Objective, encode_objective
-from optimizer.plan import Placement, Plan, PlanInvalidError, Unplaced
+from optimizer.plan import Eviction, Placement, Plan, PlanInvalidError, Unplaced
 from optimizer.rules import RULES
 from optimizer.rules.token_budget import budget_report
-from optimizer.snapshot import Snapshot, build_snapshot
+from optimizer.snapshot import Snapshot, build_snapshot, without_running
 from optimizer.verify import accounting_violations, verify
 
 log = logging.getLogger("agentplace.solve")
 T = TypeVar("T")
+Solution = tuple[np.ndarray, np.ndarray]  # (int64[cls, node] counts, bool[victim] evicted)
 
 
 class _Clock:
@@ -60,14 +62,15 @@ def prefilter(ix: Index) -> tuple[np.ndarray, np.ndarray]:
     return static, full
 
 
-def _solve_cp(mb: ModelBuilder, obj: Objective, cfg: SolveConfig, hint: np.ndarray | None,
+def _solve_cp(mb: ModelBuilder, obj: Objective, cfg: SolveConfig, solution: Solution | None,
               clock: _Clock) -> tuple[cp_model.CpSolver, int]:
-    if hint is not None:
-        hint = canonical_counts(mb, hint)
+    if solution is not None:
+        hint = canonical_counts(mb, solution[0])
         for p, (c, n) in enumerate(zip(mb.pair_cls.tolist(), mb.pair_node.tolist(), strict=True)):
             mb.model.add_hint(mb.x[p], min(int(hint[c, n]), int(mb.upper[p])))
         for var, value in obj.hints:
             mb.model.add_hint(var, value(hint))
+        _hint_evictions(mb, solution[1])
     solver = cp_model.CpSolver()
     p = solver.parameters
     p.max_time_in_seconds = cfg.time_limit
@@ -79,6 +82,54 @@ def _solve_cp(mb: ModelBuilder, obj: Objective, cfg: SolveConfig, hint: np.ndarr
         setattr(p, k, v)
     status = clock.run("solve", lambda: solver.solve(mb.model))
     return solver, status
+
+
+def _hint_evictions(mb: ModelBuilder, evicted: np.ndarray) -> None:
+    ev, victims = mb.evictions, mb.ix.victims
+    if ev is None or victims is None:
+        return
+    for v, var in enumerate(ev.evict):
+        mb.model.add_hint(var, int(evicted[v]))
+    for d, var in enumerate(ev.excess):
+        members = victims.pdb_members[d]
+        mb.model.add_hint(var, max(0, int(evicted[members].sum()) - int(victims.allowed[d])))
+
+
+def _evicted_from_solver(mb: ModelBuilder, solver: cp_model.CpSolver) -> np.ndarray:
+    ev = mb.evictions
+    if ev is None:
+        return np.zeros(len(mb.ix.victims) if mb.ix.victims is not None else 0, dtype=bool)
+    return np.array([bool(solver.value(e)) for e in ev.evict], dtype=bool)
+
+
+def _evictions(ix: Index, counts: np.ndarray, evicted: np.ndarray,
+               placements: list[tuple[str, str]]) -> list[Eviction]:
+    """The plan's evictions, each with the agent it makes room for (the highest-priority
+    preempting agent placed on its node) and kube's reason."""
+    victims = ix.victims
+    if victims is None or not evicted.any():
+        return []
+    snap = ix.snap
+    agent_at: dict[tuple[int, str], str] = {}
+    for ref, node in placements:
+        agent_at.setdefault((int(ix.class_of[snap.agent_pos[ref]]), node), ref)
+    over = set()
+    for d, members in enumerate(victims.pdb_members):
+        if int(evicted[members].sum()) > int(victims.allowed[d]):
+            over |= {(int(v), victims.pdbs[d].ref) for v in members.tolist() if evicted[v]}
+    out = []
+    for v, c in pre.attribute(ix, victims, counts, evicted):
+        pod = snap.running[int(victims.pods[v])]
+        node = ix.node_names[int(victims.node[v])]
+        agent = agent_at[(c, node)]
+        reason = (f"{pre.EVICTION_REASON}: agentplace: preempting to accommodate a higher "
+                  f"priority pod ({agent}, priority {int(victims.agent_priority[c])} > "
+                  f"{int(victims.priority[v])})")
+        pdbs = sorted(ref for vv, ref in over if vv == v)
+        if pdbs:
+            reason += f"; exceeds the disruption budget of {', '.join(pdbs)} (--pdb best-effort)"
+        out.append(Eviction(pod.ref, node, reason, agent, int(victims.priority[v])))
+    return out
 
 
 def term_bounds(mb: ModelBuilder, obj: Objective, counts: np.ndarray, cfg: SolveConfig,
@@ -179,14 +230,18 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
     snap = source if isinstance(source, Snapshot) else clock.run(
         "snapshot", lambda: build_snapshot(source))
     ix = clock.run("index", lambda: Index(snap))
+    ix.victims = clock.run("victims", lambda: pre.find_victims(ix, cfg.preemption, cfg.pdb_mode,
+                                                                cfg.now))
     static, full = clock.run("prefilter", lambda: prefilter(ix))
-    base_nodes = clock.run("baseline", lambda: greedy(ix, static, cfg.strategy))
-    base_counts = counts_from_assignment(ix, base_nodes)
+    base_nodes, base_evicted = clock.run("baseline", lambda: greedy_plan(ix, static, cfg.strategy))
+    base: Solution = (counts_from_assignment(ix, base_nodes), base_evicted)
 
     def build() -> tuple[ModelBuilder, Objective]:
         cls, node, upper = candidate_pairs(ix, full)
         mb = ModelBuilder(ix, cls, node, upper)
         mb.build_variables()
+        if ix.victims is not None and len(ix.victims):
+            mb.evictions = pre.encode(mb, ix.victims)
         for rule in RULES:
             rule.encode(mb, ix)
         obj = encode_objective(mb, cfg)
@@ -202,52 +257,71 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
     # (big agents first, best fit / first fit): the greedy alone often strands big agents
     # the packing orders only pay when the greedy strands agents or when packing is weighted
     packing = bool((base_nodes < 0).any()) or any(t.name == "pack" and t.coef for t in obj.terms)
-    heuristics = clock.run("heuristics", lambda: [base_counts] + [
-        counts_from_assignment(ix, greedy(ix, static, strategy, order=decreasing_size_order(ix)))
-        for strategy in (("MostAllocated", "FirstFit") if packing else ())])
-    best_counts = max(heuristics, key=obj.value)
-    solver, status = _solve_cp(mb, obj, cfg, best_counts if cfg.hint else None, clock)
+    def heuristic(strategy: str) -> Solution:
+        nodes, evicted = greedy_plan(ix, static, strategy, order=decreasing_size_order(ix))
+        return counts_from_assignment(ix, nodes), evicted
+
+    heuristics = clock.run("heuristics", lambda: [base] + [
+        heuristic(strategy) for strategy in (("MostAllocated", "FirstFit") if packing else ())])
+    best: Solution = max(heuristics, key=lambda h: obj.value(*h))
+    solver, status = _solve_cp(mb, obj, cfg, best if cfg.hint else None, clock)
     warnings = list(snap.warnings) + obj.warnings
     plan_status = {cp_model.OPTIMAL: "OPTIMAL", cp_model.FEASIBLE: "FEASIBLE"}.get(status)
-    counts = _counts_from_solver(mb, solver) if plan_status else best_counts
+    counts, evicted = ((_counts_from_solver(mb, solver), _evicted_from_solver(mb, solver))
+                       if plan_status else best)
     if plan_status is None:
         plan_status = "FALLBACK"
         warnings.append(f"CP-SAT returned {solver.status_name(status)}: best greedy plan returned")
-    placements = _deaggregate(ix, counts)
+
+    def checked(sol: Solution) -> tuple[Solution, list[tuple[str, str]], list[Eviction],
+                                        list[Any]]:
+        """Reprieve, decode and verify one solution."""
+        victims = ix.victims
+        gone = pre.reprieve(ix, victims, sol[0], sol[1]) if victims is not None else sol[1]
+        placements = _deaggregate(ix, sol[0])
+        evictions = _evictions(ix, sol[0], gone, placements)
+        triples = [(e.pod, e.node, e.agent or "") for e in evictions]
+        return (sol[0], gone), placements, evictions, verify(
+            placements, snap, evictions=triples, pdb_mode=cfg.pdb_mode)
+
+    (counts, evicted), placements, evictions, violations = clock.run(
+        "verify", lambda: checked((counts, evicted)))
     bound_known = True
-    violations = clock.run("verify", lambda: verify(placements, snap))
     if violations and plan_status != "FALLBACK":
         log.error("solver plan failed verification: %s", violations[:5])
         warnings.append(f"solver plan failed verification ({violations[0]}): greedy plan returned")
-        plan_status, counts = "FALLBACK", best_counts
-        placements = _deaggregate(ix, counts)
-        violations = verify(placements, snap)
+        plan_status = "FALLBACK"
+        (counts, evicted), placements, evictions, violations = checked(best)
     if violations:
         raise PlanInvalidError("; ".join(str(v) for v in violations[:10]))
-    if plan_status != "FALLBACK" and obj.value(best_counts) > obj.value(counts):
+    if plan_status != "FALLBACK" and obj.value(*best) > obj.value(counts, evicted):
         # a conservative encoding (see the rules' docstrings) cut off the greedy's valid plan:
         # keep the better verified plan, and claim no optimality nor bound for it
-        best_placements = _deaggregate(ix, best_counts)
-        if not verify(best_placements, snap):
+        other, best_placements, best_evictions, best_violations = checked(best)
+        if not best_violations and obj.value(*other) > obj.value(counts, evicted):
             warnings.append("the greedy plan is better than the solver's: a conservative rule "
                             "encoding excluded it; greedy plan returned, no optimality claimed")
-            plan_status, counts, placements = "FEASIBLE", best_counts, best_placements
+            plan_status, (counts, evicted) = "FEASIBLE", other
+            placements, evictions = best_placements, best_evictions
             bound_known = False
+    gone = {e.pod for e in evictions}
     bounds = (term_bounds(mb, obj, counts, cfg, clock)
               if cfg.term_bounds and plan_status != "FALLBACK" else {})
-    unplaced = clock.run("explain", lambda: _unplaced(snap, ix, placements))
-    objective = obj.value(counts)
+    after = without_running(snap, gone)
+    unplaced = clock.run("explain", lambda: _unplaced(after, ix, placements))
+    objective = obj.value(counts, evicted)
     bound = int(solver.best_objective_bound) if plan_status != "FALLBACK" and bound_known else None
     plan = Plan(
         status=plan_status,
         placements=[Placement(a, n) for a, n in placements],
         unplaced=unplaced,
+        evictions=evictions,
         objective=objective,
         bound=bound,
         gap=None if bound is None else round((bound - objective) / max(1, abs(objective)), 9),
         verified=True,
-        objective_terms=_with_bounds(obj.breakdown(ix, counts), bounds),
-        baseline={"name": f"greedy-{cfg.strategy}", **obj.breakdown(ix, base_counts)},
+        objective_terms=_with_bounds(obj.breakdown(ix, counts, evicted), bounds),
+        baseline={"name": f"greedy-{cfg.strategy}", **obj.breakdown(ix, *base)},
         timings=clock.timings,
         model={**mb.size(), "solver_status": solver.status_name(status),
                "time_limit": cfg.time_limit, "workers": cfg.workers},

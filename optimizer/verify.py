@@ -18,22 +18,33 @@ import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from models import Node, Pod
+from models import Node, Pod, PodDisruptionBudget
 from optimizer.explain import cluster_usage, node_reasons, run_pre_filters
 from optimizer.rules import RULES, Violation
 from optimizer.rules import pod_affinity as pa
 from optimizer.rules import topology_spread as ts
-from optimizer.snapshot import Snapshot
+from optimizer.snapshot import Snapshot, resolve_priorities, without_running
 
 STRUCTURE = "Plan"
 
 
 def verify(placements: Sequence[tuple[str, str]], snap: Snapshot,
-           unplaced: Sequence[str] = ()) -> list[Violation]:
+           unplaced: Sequence[str] = (), evictions: Sequence[tuple[str, str, str]] = (),
+           pdb_mode: str = "hard") -> list[Violation]:
     """All violations of `placements` (agent ref, node name); empty means the plan is valid.
 
     When `unplaced` is given, also checks that every pending agent is accounted for exactly once.
+    `evictions` (pod ref, node name, the agent it makes room for) are checked for legality
+    (preemption_violations) and done first: the placements are then checked against the cluster
+    without the evicted pods.
     """
+    if evictions:
+        out = preemption_violations(placements, snap, evictions, pdb_mode)
+        after = without_running(snap, [pod for pod, _, _ in evictions])
+        out += verify(placements, after, unplaced)
+        if not out:
+            out += _unnecessary(placements, snap, evictions)
+        return out
     pending = {p.ref for p in snap.pending}
     nodes = {n.name for n in snap.nodes}
     out: list[Violation] = []
@@ -67,6 +78,107 @@ def accounting_violations(placements: Sequence[tuple[str, str]], snap: Snapshot,
     out = [Violation(STRUCTURE, a, None, "neither placed nor unplaced: lost")
            for a in sorted(pending - placed - left)]
     out += [Violation(STRUCTURE, a, None, "both placed and unplaced") for a in sorted(placed & left)]
+    return out
+
+
+# --- preemption --------------------------------------------------------------------------------
+
+PREEMPTION = "Preemption"
+PDB = "PodDisruptionBudget"
+
+
+def _policy(pod: Pod, snap: Snapshot) -> str:
+    if pod.spec.preemption_policy:
+        return pod.spec.preemption_policy
+    for pc in snap.priority_classes:
+        if pc.name == pod.spec.priority_class_name:
+            return pc.preemption_policy
+    return "PreemptLowerPriority"
+
+
+def _pdb_covers(pdb: PodDisruptionBudget, pod: Pod) -> bool:
+    sel = pdb.spec.selector
+    if pdb.namespace != pod.namespace or sel is None:
+        return False
+    if not sel.match_labels and not sel.match_expressions:
+        return False  # kube's preemption: an empty selector protects nothing
+    return pa.selector_matches(sel, pod.labels)
+
+
+def preemption_violations(placements: Sequence[tuple[str, str]], snap: Snapshot,
+                          evictions: Sequence[tuple[str, str, str]], pdb_mode: str
+                          ) -> list[Violation]:
+    """Each eviction: a running pod on that node, evicted once, for an agent placed on the same
+    node that may preempt (preemptionPolicy) and has strictly higher priority; and, with PDBs
+    hard, no budget spent beyond status.disruptionsAllowed."""
+    running = {p.ref: p for p in snap.running}
+    pending = {p.ref: p for p in snap.pending}
+    placed = dict(placements)
+    prio = resolve_priorities([*snap.running, *snap.pending], snap.priority_classes)
+    out = []
+    for pod_ref, count in Counter(p for p, _, _ in evictions).items():
+        if count > 1:
+            out.append(Violation(PREEMPTION, pod_ref, None, f"evicted {count} times"))
+    for pod_ref, node, agent in evictions:
+        victim = running.get(pod_ref)
+        if victim is None:
+            out.append(Violation(PREEMPTION, pod_ref, node, "not a running pod of the snapshot"))
+            continue
+        if victim.spec.node_name != node:
+            out.append(Violation(PREEMPTION, pod_ref, node,
+                                 f"runs on {victim.spec.node_name}, not on {node}"))
+        pod = pending.get(agent)
+        if pod is None or placed.get(agent) != node:
+            out.append(Violation(PREEMPTION, pod_ref, node,
+                                 f"evicted for {agent}, which is not placed on {node}"))
+            continue
+        if _policy(pod, snap) == "Never":
+            out.append(Violation(PREEMPTION, pod_ref, node,
+                                 f"evicted for {agent}, whose preemptionPolicy is Never"))
+        # rolling windows age a waiting agent's spec.priority and keep its own here
+        own = pod.metadata.annotations.get("agentplace.io/base-priority")
+        mine = int(own) if own is not None and own.lstrip("-").isdigit() else prio[agent]
+        if prio[victim.ref] >= mine:
+            out.append(Violation(PREEMPTION, pod_ref, node,
+                                 f"priority {prio[victim.ref]} is not lower than {agent}'s "
+                                 f"{mine}"))
+    if pdb_mode == "hard":
+        for pdb in snap.pdbs:
+            hit = [p for p, _, _ in evictions if p in running and _pdb_covers(pdb, running[p])]
+            allowed = max(0, pdb.status.disruptions_allowed)
+            if len(hit) > allowed:
+                out.append(Violation(PDB, ",".join(hit), None,
+                                     f"{pdb.ref}: {len(hit)} evictions > disruptionsAllowed "
+                                     f"{allowed}"))
+    return out
+
+
+def _unnecessary(placements: Sequence[tuple[str, str]], snap: Snapshot,
+                 evictions: Sequence[tuple[str, str, str]]) -> list[Violation]:
+    """An eviction the plan is valid without (kube's reprieve would have kept that pod)."""
+    out = []
+    refs = [p for p, _, _ in evictions]
+    gone = set(refs)
+    pending = {p.ref: p for p in snap.pending}
+    running = {p.ref: p for p in snap.running}
+    nodes = {n.name: n for n in snap.nodes}
+    load: dict[str, Counter[str]] = {}
+    asked: dict[str, set[str]] = {}
+    for pod in [*(p for p in snap.running if p.ref not in gone),
+                *(pending[a] for a, _ in placements)]:
+        node_name = pod.spec.node_name or dict(placements)[pod.ref]
+        load.setdefault(node_name, Counter()).update({**pod.requests(), "pods": 1})
+        if pod.ref in pending:
+            asked.setdefault(node_name, {"pods"}).update(r for r, v in pod.requests().items() if v)
+    for i, (pod_ref, node, _) in enumerate(evictions):
+        back = load.get(node, Counter()) + Counter({**running[pod_ref].requests(), "pods": 1})
+        alloc = nodes[node].allocatable()
+        if any(back[r] > alloc.get(r, 0) for r in asked.get(node, set())):
+            continue  # it must go for the resources alone
+        rest = refs[:i] + refs[i + 1:]
+        if not verify(placements, without_running(snap, rest)):
+            out.append(Violation(PREEMPTION, pod_ref, node,
+                                 "unnecessary: the plan is valid with this pod kept"))
     return out
 
 

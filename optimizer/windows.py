@@ -32,6 +32,7 @@ from models.quantity import Quantity
 from optimizer.binder import Binder, SnapshotFit
 from optimizer.config import SolveConfig
 from optimizer.plan import Plan
+from optimizer.preemption import BASE_PRIORITY_ANNOTATION
 from optimizer.rules.quotas import charges, quota_matches
 from optimizer.snapshot import Snapshot, build_snapshot, resolve_priorities
 from optimizer.solve import optimize
@@ -102,7 +103,11 @@ def _boosted(pod: Pod, waited: int, base: int, ceiling: int, cap: int) -> Pod:
     boost = min(waited, cap, max(0, ceiling - base - 1))
     if boost <= 0:
         return pod
-    return pod.model_copy(update={"spec": pod.spec.model_copy(update={"priority": base + boost})})
+    # preemption still compares the kube priority (optimizer/preemption.py kube_priority)
+    meta = pod.metadata.model_copy(update={"annotations": {
+        **pod.metadata.annotations, BASE_PRIORITY_ANNOTATION: str(base)}})
+    return pod.model_copy(update={"metadata": meta,
+                                  "spec": pod.spec.model_copy(update={"priority": base + boost})})
 
 
 class Planner:

@@ -38,10 +38,21 @@ class NodeResourcesFit:
             req = ix.req[lo:lo + step, None, :]  # [cls, 1, res]
             ok = (req <= free[None, :, :]) | (req == 0)
             out[lo:lo + step] = ok.all(axis=2)
+        victims = ix.victims
+        if victims is not None and len(victims):
+            # kube's preemption dry run: the agent fits once every lower-priority victim is gone
+            nodes = np.unique(victims.node)
+            for c in np.nonzero(victims.preempts)[0].tolist():
+                room = free[nodes] + victims.extra(ix, int(victims.agent_priority[c]))[nodes]
+                req = ix.req[c]
+                out[c, nodes] |= np.all((req <= room) | (req == 0), axis=1)
         return out
 
     def encode(self, mb: ModelBuilder, ix: Index) -> None:
-        """sum_c req[c, r] * x[c, n] <= free[n, r], only where it could bind."""
+        """sum_c req[c, r] * x[c, n] <= free[n, r] + what evictions free there, only where it
+        could bind."""
+        from optimizer.preemption import freed  # preemption reads the rules registry
+
         free = ix.free
         for n, (classes, xs) in mb.by_node().items():
             ub = mb.upper[mb.pairs_of_node[n]]
@@ -50,10 +61,16 @@ class NodeResourcesFit:
                 if not coef.any() or int((coef * ub).sum()) <= free[n, r]:
                     continue
                 nz = coef != 0
-                mb.model.add(
-                    sum(int(a) * x for a, x, keep in zip(coef, xs, nz, strict=True) if keep)
-                    <= int(free[n, r])
-                )
+                gain = freed(ix.victims, mb.evictions, n, r) if ix.victims is not None else []
+                load = sum(int(a) * x for a, x, keep in zip(coef, xs, nz, strict=True) if keep)
+                room = int(free[n, r]) + sum(q * e for q, e in gain)
+                if free[n, r] < 0:  # over-committed: binds only once something lands there
+                    used = mb.model.new_bool_var(f"used_{n}_{r}")
+                    for a, x, u in zip(coef, xs, ub, strict=True):
+                        if a:
+                            mb.model.add(x <= int(u) * used)
+                    room += -int(free[n, r]) * (1 - used)
+                mb.model.add(load <= room)
                 mb.count_constraint(self.name)
 
     def explain(self, pod: Pod, node: Node, usage: NodeUsage) -> list[Reason]:
