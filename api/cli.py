@@ -288,7 +288,7 @@ def _whatif_table(r: dict[str, Any]) -> None:
     t = Table(title=f"What-if {r['scenario']['name']}: baseline vs scenario")
     for col in ("", "baseline", "scenario"):
         t.add_column(col, justify="left" if not col else "right")
-    for key in ("status", "verified", "nodes", "placed", "unplaced", "placed_priority",
+    for key in ("status", "verified", "nodes", "placed", "unplaced", "preempted", "placed_priority",
                 "spend_per_hour", "tokens_per_hour", "solve_seconds"):
         t.add_row(key.replace("_", " ") + (f" ({cur})" if key == "spend_per_hour" and cur else ""),
                   str(b[key]), str(a[key]))
@@ -299,6 +299,8 @@ def _whatif_table(r: dict[str, Any]) -> None:
     sections = (
         ("Newly unplaced", r["newly_unplaced"], ("agent", "was_on", "reason")),
         ("Evictions", r["evictions"], ("pod", "node", "fate", "node_after", "reason")),
+        ("Newly preempted", r["preemptions"]["newly_preempted"], ("pod", "node", "agent", "priority")),
+        ("No longer preempted", r["preemptions"]["no_longer_preempted"], ("pod", "node", "agent")),
         ("Newly placed", r["newly_placed"], ("agent", "node")),
         ("Added agents", r["added_agents"], ("agent", "node", "reason")),
         ("Moves", r["moves"], ("agent", "from", "to")),
@@ -349,6 +351,8 @@ def whatif(
     profile: Annotated[str | None, typer.Option(help="Objective profile (both plans).")] = None,
     plans: Annotated[bool, typer.Option(
         "--plans", help="With -o json|yaml, also include both full plans.")] = False,
+    no_preemption: Annotated[bool, typer.Option(
+        "--no-preemption", help="Never evict running pods (both plans).")] = False,
 ) -> None:
     """Plan the cluster as given and as the scenario changes it; print the difference."""
     from models.scenario import load_scenario
@@ -356,7 +360,8 @@ def whatif(
 
     inv = _load(filename)
     sc = _solve_errors(lambda: load_scenario(scenario))
-    cfg = SolveConfig(time_limit=time_limit, workers=workers, seed=seed, profile=profile)
+    cfg = SolveConfig(time_limit=time_limit, workers=workers, seed=seed, profile=profile,
+                      preemption=not no_preemption)
     result = _solve_errors(lambda: run_whatif(inv, sc, cfg, include_plans=plans))
     if output is Output.table:
         _whatif_table(result)

@@ -5,7 +5,8 @@ since a misspelt selector that silently matched every node would answer the wron
 
     metadata: {name: lose-zone-b, labels: {axis: value}}   # labels become sweep table columns
     description: free text
-    solve: {profile: cost, weights: {cost: 2}, strategy: MostAllocated, timeLimit: 5, seed: 1}
+    solve: {profile: cost, weights: {cost: 2}, strategy: MostAllocated, timeLimit: 5, seed: 1,
+            termGap: 0.02, preemption: false}
     changes:                       # applied in order; each item has exactly one key
     - removeNodes: {names: [n1], selector: {matchLabels: {topology.kubernetes.io/zone: b}}}
     - drainNodes:  {names: [n2]}   # cordon + evict (PodDisruptionBudgets may block evictions)
@@ -231,6 +232,7 @@ class SolveOptions(_Strict):
     time_limit: float | None = Field(default=None, gt=0)
     seed: int | None = None
     term_gap: float | None = Field(default=None, ge=0)
+    preemption: bool | None = None  # false: never evict running pods for the scenario's agents
 
 
 class ScenarioMeta(_Strict):

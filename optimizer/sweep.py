@@ -39,7 +39,8 @@ SUFFIXES = (".yaml", ".yml", ".json")
 COLUMNS = (
     "scenario", "file", "error", "status", "verified", "placed", "unplaced", "placed_delta",
     "placed_priority", "moved", "newly_unplaced", "newly_placed", "evicted", "evicted_unplaced",
-    "lost", "added_agents", "added_placed", "added_nodes", "removed_nodes", "nodes",
+    "lost", "added_agents", "added_placed", "added_nodes", "removed_nodes", "preempted",
+    "newly_preempted", "nodes",
     "spend_per_hour", "spend_delta", "tokens_per_hour", "tokens_delta", "max_zone_cpu",
     "max_zone_memory", "profile", "weights", "solve_seconds", "task_seconds",
 )
@@ -112,7 +113,8 @@ def row(result: dict[str, Any], file: str, seconds: float) -> dict[str, Any]:
         "placed_delta": scen["placed"] - base["placed"], "placed_priority": scen["placed_priority"],
         **{k: counts[k] for k in ("moved", "newly_unplaced", "newly_placed", "evicted",
                                   "evicted_unplaced", "lost", "added_agents", "added_placed",
-                                  "added_nodes", "removed_nodes")},
+                                  "added_nodes", "removed_nodes", "newly_preempted")},
+        "preempted": scen["preempted"],
         "nodes": scen["nodes"], "spend_per_hour": scen["spend_per_hour"],
         "spend_delta": round(scen["spend_per_hour"] - base["spend_per_hour"], 4),
         "tokens_per_hour": scen["tokens_per_hour"],

@@ -3,7 +3,9 @@
 Both plans come from `optimize` (so both are verified); the scenario's cluster comes from
 `models.scenario.apply_scenario`, a pure function. The diff is about agents (moves, newly
 placed or unplaced, evictions and their fate), money and tokens per tenant (a tenant is a
-namespace), and utilisation per zone and per node.
+namespace), and utilisation per zone and per node. Node-loss evictions come from the scenario;
+preemptions (running pods a plan evicts for a higher-priority agent) from either plan, and
+the diff lists the ones only the scenario's plan makes, or only the baseline's.
 
 Utilisation and spend cover everything the cluster serves after a plan: the running pods that
 keep their node plus the plan's placements. Spend uses the cost term's own formula
@@ -17,6 +19,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,7 @@ from optimizer.config import ConfigError, SolveConfig, resolve_weights
 from optimizer.index import Index, class_key
 from optimizer.plan import Plan, Unplaced
 from optimizer.pricing import MICRO, build_pricing
+from optimizer.rules.token_budget import covers, period_hours, period_tokens, placement_dollars
 from optimizer.snapshot import build_snapshot, resolve_priorities
 from optimizer.solve import optimize
 
@@ -41,7 +45,7 @@ def scenario_config(base: SolveConfig, opts: SolveOptions | None) -> SolveConfig
     if opts is None:
         return base
     update: dict[str, Any] = {}
-    for name in ("profile", "strategy", "time_limit", "seed", "term_gap"):
+    for name in ("profile", "strategy", "time_limit", "seed", "term_gap", "preemption"):
         value = getattr(opts, name)
         if value is not None:
             update[name] = value
@@ -64,11 +68,13 @@ class Served:
 
 
 def served(inv: Inventory, plan: Plan) -> Served:
-    """Running pods on given nodes plus the plan's placements, as one index (see module doc)."""
+    """Running pods on given nodes that the plan does not preempt, plus the plan's placements,
+    as one index (see module doc)."""
     assignment = plan.assignment()
     node_names = {n.name for n in inv.nodes}
+    preempted = {e.pod for e in plan.evictions}
     rows: list[tuple[Pod, str]] = [(p, p.spec.node_name or "") for p in inv.running
-                                   if p.spec.node_name in node_names]
+                                   if p.spec.node_name in node_names and p.ref not in preempted]
     rows += [(p, assignment[p.ref]) for p in inv.pending if p.ref in assignment]
     as_pending = [p.model_copy(update={"spec": p.spec.model_copy(update={"node_name": None}),
                                        "status": PodStatus(phase="Pending")}) for p, _ in rows]
@@ -125,6 +131,7 @@ def _plan_summary(plan: Plan, s: Served) -> dict[str, Any]:
     return {
         "status": plan.status, "verified": plan.verified,
         "placed": len(plan.placements), "unplaced": len(plan.unplaced),
+        "preempted": len(plan.evictions),
         "placed_priority": terms.get("placed_priority"), "objective": plan.objective,
         "profile": terms.get("profile"), "nodes": len(s.nodes),
         "spend_per_hour": round(sum(t["spend_per_hour"] for t in s.tenants.values()), 4),
@@ -200,6 +207,18 @@ def diff(base_inv: Inventory, base: Plan, applied: Applied, plan: Plan) -> dict[
             if e.pod not in after:
                 row["reason"] = why[e.pod].reason
         evictions.append(row)
+    # preemption: running pods a plan evicts to make room for a higher-priority agent
+    pre_before = {e.pod: e for e in base.evictions}
+    pre_after = {e.pod: e for e in plan.evictions}
+    still_there = {p.ref for p in inv.running}
+    preemptions = {
+        "newly_preempted": [{"pod": e.pod, "node": e.node, "agent": e.agent,
+                             "priority": e.priority, "reason": e.reason}
+                            for pod_ref, e in sorted(pre_after.items()) if pod_ref not in pre_before],
+        "no_longer_preempted": [{"pod": e.pod, "node": e.node, "agent": e.agent}
+                                for pod_ref, e in sorted(pre_before.items())
+                                if pod_ref not in pre_after and pod_ref in still_there],
+    }
     added_rows = [{"agent": a, "node": after.get(a),
                    "reason": None if a in after else why[a].reason} for a in applied.added_agents]
     s_before, s_after = served(base_inv, base), served(inv, plan)
@@ -217,6 +236,8 @@ def diff(base_inv: Inventory, base: Plan, applied: Applied, plan: Plan) -> dict[
         "drain_blocked": sum(1 for e in evictions if e["fate"] == "blocked"),
         "added_agents": len(added), "added_placed": sum(1 for a in added if a in after),
         "added_nodes": len(applied.added_nodes), "removed_nodes": len(applied.removed_nodes),
+        "newly_preempted": len(preemptions["newly_preempted"]),
+        "no_longer_preempted": len(preemptions["no_longer_preempted"]),
     }
     return {
         "summary": summary,
@@ -225,11 +246,49 @@ def diff(base_inv: Inventory, base: Plan, applied: Applied, plan: Plan) -> dict[
         "newly_unplaced": newly_unplaced,
         "newly_placed": newly_placed,
         "evictions": evictions,
+        "preemptions": preemptions,
         "added_agents": added_rows,
         "tenants": tenants,
         "zones": _pair(_by_zone(s_before), _by_zone(s_after), None),
         "nodes": _pair(_by_node(s_before), _by_node(s_after), None),
     }
+
+
+def release_commitments(cluster: Inventory, applied: Applied) -> tuple[Inventory, list[dict[str, Any]],
+                                                                       list[str]]:
+    """The scenario's cluster with the token-budget commitments of pods lost with their node
+    released: a running pod's demand is in its budget's `status.spent*` (windows commit it when
+    they place it), and its replacement commits again when placed, so without this a recreated
+    pod would be charged twice. Floored at 0, with a warning, when the status holds less."""
+    gone = [e for e in applied.evictions if e.fate in ("requeued", "lost")]
+    inv = applied.inventory
+    if not gone or not inv.token_budgets:
+        return inv, [], []
+    pods = {p.ref: p for p in cluster.pods}
+    nodes = {n.name: n for n in cluster.nodes}
+    table = min(cluster.pricing, key=lambda t: t.name) if cluster.pricing else None
+    budgets, released, warnings = [], [], []
+    for b in inv.token_budgets:
+        lost = [pods[e.pod] for e in gone if covers(b, pods[e.pod])]
+        if not lost:
+            budgets.append(b)
+            continue
+        tokens = sum(period_tokens(p, b, table) for p in lost)
+        dollars = sum((placement_dollars(p, nodes[p.spec.node_name or ""], table) * period_hours(b)
+                       for p in lost), Decimal(0)) if table is not None else Decimal(0)
+        spent_tokens = b.status.spent_tokens - tokens
+        spent_dollars = b.status.spent_dollars - dollars
+        if spent_tokens < 0 or (b.spec.dollars is not None and spent_dollars < 0):
+            warnings.append(f"TokenBudget {b.ref}: status holds less than the pods lost with their "
+                            f"node had committed ({tokens} tokens, {round(dollars, 4)} per period): "
+                            "released down to 0")
+        status = b.status.model_copy(update={"spent_tokens": max(0, spent_tokens),
+                                             "spent_dollars": max(Decimal(0), spent_dollars)})
+        budgets.append(b.model_copy(update={"status": status}))
+        released.append({"budget": b.ref, "pods": [p.ref for p in lost], "tokens": tokens,
+                         "dollars": float(round(dollars, 6))})
+    out = dataclasses.replace(inv, token_budgets=budgets)
+    return out, released, warnings
 
 
 def run_whatif(cluster: Inventory, scenario: Scenario | Mapping[str, Any],
@@ -244,6 +303,8 @@ def run_whatif(cluster: Inventory, scenario: Scenario | Mapping[str, Any],
     sc = scenario if isinstance(scenario, Scenario) else parse_scenario(scenario)
     cfg = cfg or SolveConfig()
     applied = apply_scenario(cluster, sc)
+    released_inv, released, release_warnings = release_commitments(cluster, applied)
+    applied = dataclasses.replace(applied, inventory=released_inv)
     scfg = scenario_config(cfg, sc.solve)
     try:
         resolve_weights(scfg)
@@ -256,7 +317,8 @@ def run_whatif(cluster: Inventory, scenario: Scenario | Mapping[str, Any],
                      "description": sc.description, "changes": applied.changes,
                      "solve": sc.solve.model_dump(exclude_defaults=True) if sc.solve else {}},
         **diff(cluster, base, applied, plan),
-        "warnings": sorted(set(plan.warnings) - set(base.warnings)),
+        "budgets_released": released,
+        "warnings": release_warnings + sorted(set(plan.warnings) - set(base.warnings)),
     }
     if include_plans:
         result["plans"] = {"baseline": base.to_dict(), "scenario": plan.to_dict()}

@@ -230,3 +230,44 @@ def test_the_shipped_scenarios_apply_to_the_example_fleet():
     sweep = load_scenarios(root / "scenarios" / "sweep")
     assert len(sweep) == 24
     check_scenarios(fleet, sweep, SolveConfig())
+
+
+def test_preemptions_only_the_scenarios_plan_makes_are_listed():
+    inv = inventory(node("n1", "4"),
+                    owned(pod("low", "3", namespace="t", node_name="n1", priority=1), "Job"),
+                    pod("agent", "1", namespace="t", priority=10))
+    burst = {"addAgents": {"copyOf": "t/agent", "count": 1, "namePrefix": "more"}}
+    r = run_whatif(inv, scenario(burst), CFG)
+    assert r["summary"]["baseline"]["preempted"] == 0
+    (e,) = r["preemptions"]["newly_preempted"]
+    assert (e["pod"], e["node"], e["priority"]) == ("t/low", "n1", 1)
+    assert e["agent"] in ("t/agent", "t/more-1")
+    assert r["summary"]["counts"]["newly_preempted"] == 1
+    # the preempted pod no longer counts as served
+    (t,) = r["tenants"]
+    assert (t["before"]["agents"], t["after"]["agents"]) == (2, 2)
+    r = run_whatif(inv, scenario(burst, solve={"preemption": False}), CFG)
+    assert r["preemptions"]["newly_preempted"] == []
+    assert [a["node"] for a in r["added_agents"]] == [None]
+
+
+def budget_cluster(spent: int) -> Any:
+    job = owned(pod("job-1", "1", namespace="t", node_name="b1"), "Job")
+    job["metadata"]["annotations"] = {"agentplace.io/tokens-per-hour": "1000"}
+    return inventory(node("a1", "4"), node("b1", "4"), job,
+                     {"apiVersion": "agentplace.io/v1alpha1", "kind": "TokenBudget",
+                      "metadata": {"name": "b", "namespace": "t"}, "spec": {"tokens": "1500"},
+                      "status": {"spentTokens": spent}})
+
+
+def test_a_pod_lost_with_its_node_releases_its_token_commitment_before_it_is_placed_again():
+    # spent 1000 is job-1's own commitment: charged again on top, it would exceed 1500
+    r = run_whatif(budget_cluster(1000), scenario({"removeNodes": {"names": ["b1"]}}), CFG)
+    assert [(e["pod"], e["fate"], e["node_after"]) for e in r["evictions"]] == [
+        ("t/job-1", "rescheduled", "a1")]
+    assert r["budgets_released"] == [{"budget": "t/b", "pods": ["t/job-1"], "tokens": 1000,
+                                      "dollars": 0.0}]
+    assert r["warnings"] == []
+    r = run_whatif(budget_cluster(400), scenario({"removeNodes": {"names": ["b1"]}}), CFG)
+    assert r["evictions"][0]["fate"] == "rescheduled"
+    assert r["warnings"][0].startswith("TokenBudget t/b: status holds less than the pods lost")
