@@ -73,6 +73,14 @@ def _plan_table(plan: Plan) -> None:
     for node, agents in sorted(by_node.items()):
         t.add_row(node, str(len(agents)), ", ".join(agents[:3]) + (" …" if len(agents) > 3 else ""))
     out.print(t)
+    if plan.evictions:
+        e = Table(title=f"Evictions ({len(plan.evictions)})")
+        for col in ("pod", "priority", "node", "for agent"):
+            e.add_column(col)
+        e.add_column("reason", overflow="fold")
+        for x in plan.evictions:
+            e.add_row(x.pod, str(x.priority), x.node, x.agent or "", x.reason)
+        out.print(e)
     if plan.unplaced:
         u = Table(title=f"Unplaced ({len(plan.unplaced)})")
         u.add_column("agent")
@@ -87,6 +95,8 @@ def _plan_table(plan: Plan) -> None:
     s.add_row("verified", "yes" if plan.verified else "NO")
     s.add_row("placed", f"{terms.get('placed_agents')} (greedy {base.get('placed_agents')})")
     s.add_row("placed priority", f"{terms.get('placed_priority')} (greedy {base.get('placed_priority')})")
+    s.add_row("evictions", f"{terms.get('evictions', 0)} of priority sum "
+                           f"{terms.get('evicted_priority', 0)} (greedy {base.get('evictions', 0)})")
     s.add_row("profile", str(terms.get("profile")))
     for name, t in terms.get("terms", {}).items():
         greedy = base.get("terms", {}).get(name, {}).get("value")
@@ -134,9 +144,11 @@ def plan(
         help="Stop when proven within this fraction of a weight-1.0 term's swing "
              "(placed priority is always exact).", min=0.0)] = 0.02,
     no_preemption: Annotated[bool, typer.Option(
-        "--no-preemption", help="Never evict running pods (no effect until preemption lands).")] = False,
+        "--no-preemption", help="Never evict running pods (default: lower-priority running pods "
+        "may be preempted, decided in the same solve).")] = False,
     pdb: Annotated[PdbMode, typer.Option(
-        help="PodDisruptionBudgets on evictions (no effect until preemption lands).")] = PdbMode.hard,
+        help="PodDisruptionBudgets on evictions: hard (never exceed disruptionsAllowed) or "
+        "best-effort (kube: exceed only when nothing else works, fewest excess).")] = PdbMode.hard,
     verbose: Annotated[bool, typer.Option(
         "-v", "--verbose", help="Log model size and solver progress.")] = False,
 ) -> None:

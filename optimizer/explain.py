@@ -92,6 +92,7 @@ class AgentExplanation:
     message: str = ""
     admission: str | None = None  # an admission plugin's rejection, which replaces `message`
     counterfactual: str | None = None  # the smallest one-rule change that would let a node take it
+    reasons: dict[str, list[Reason]] = field(default_factory=dict, repr=False)  # per rejecting node
 
     def to_dict(self) -> dict[str, object]:
         return {"agent": self.agent, "feasible": self.feasible, "rejected": self.rejected,
@@ -136,6 +137,8 @@ def explain_agent(pod: Pod, snap: Snapshot, usage: Mapping[str, NodeUsage],
     pre = run_pre_filters(pod)
     if pre.failure:
         out.rejected = {n.name: pre.failure for n in snap.nodes}
+        out.reasons = {n.name: [Reason("PreFilter", pre.failure, unresolvable=True)]
+                       for n in snap.nodes}
         out.message = fit_message(len(snap.nodes), {}, pre.failure)
         return out
     rejected: dict[str, list[Reason]] = {}
@@ -143,6 +146,7 @@ def explain_agent(pod: Pod, snap: Snapshot, usage: Mapping[str, NodeUsage],
         reasons = node_reasons(pod, node, usage[node.name], pre)
         if reasons:
             rejected[node.name] = reasons
+            out.reasons[node.name] = reasons
             out.rejected[node.name] = ", ".join(r.message for r in reasons)
         else:
             out.feasible.append(node.name)

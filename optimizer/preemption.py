@@ -30,6 +30,8 @@ first), so every eviction in a plan is necessary on its own.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -37,10 +39,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from ortools.sat.python import cp_model
 
-from models import Pod, PodDisruptionBudget
+from models import Node, Pod, PodDisruptionBudget
 from optimizer.index import Index
 from optimizer.rules import pod_affinity as pa
-from optimizer.snapshot import resolve_priorities
+from optimizer.rules.base import ClusterView, NodeUsage, Reason
+from optimizer.snapshot import Snapshot, resolve_priorities
 
 if TYPE_CHECKING:
     from optimizer.model import ModelBuilder
@@ -375,3 +378,111 @@ def kube_preempt(ix: Index, victims: Victims, c: int, nodes: np.ndarray, free: n
         if best is None or key < best[0]:
             best = (key, n, gone)
     return None if best is None else (best[1], best[2])
+
+
+# --- explanations ---------------------------------------------------------------------------
+
+NOT_HELPFUL = "Preemption is not helpful for scheduling"
+NO_VICTIMS = "No preemption victims found for incoming pod"
+PDB_BLOCKED = "Evicting the lower-priority pods would exceed a PodDisruptionBudget"
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """kube's SelectVictimsOnNode for one pod and node, read from the raw objects: the fewest
+    lower-priority pods whose eviction lets the node take the pod (highest priority reprieved
+    first), and the PDBs those evictions would exceed."""
+
+    node: str
+    victims: tuple[Pod, ...]
+    pdbs: tuple[str, ...]
+
+
+def dry_run(pod: Pod, node: Node, snap: Snapshot, usage: NodeUsage, priority: int
+            ) -> DryRun | None:
+    from optimizer.explain import node_reasons  # explain reads the rules registry
+
+    view = usage.cluster
+    on_node = [p for p, n in (view.pods if view else ()) if n == node.name
+               and p.spec.node_name == node.name]
+    prio = resolve_priorities(on_node, snap.priority_classes)
+    lower = sorted((p for p in on_node if prio[p.ref] < priority),
+                   key=lambda p: (-prio[p.ref], p.ref))
+    if not lower:
+        return None
+
+    def without(gone: list[Pod]) -> NodeUsage:
+        refs = {p.ref for p in gone}
+        u = NodeUsage(dict(usage.requested), usage.pods, None if view is None else ClusterView(
+            view.nodes, tuple((p, n) for p, n in view.pods if p.ref not in refs),
+            view.namespace_labels))
+        for p in gone:
+            for r, v in p.requests().items():
+                u.requested[r] = u.requested.get(r, 0) - v
+            u.pods -= 1
+        return u
+
+    if node_reasons(pod, node, without(lower)):
+        return None
+    gone = list(lower)
+    for p in list(lower):  # reprieve, highest priority first
+        trial = [g for g in gone if g is not p]
+        if not node_reasons(pod, node, without(trial)):
+            gone = trial
+    left: dict[str, int] = {}
+    over = []
+    for d in snap.pdbs:
+        hit = sum(pdb_matches(d, p) for p in gone)
+        if hit > max(0, d.status.disruptions_allowed):
+            over.append(d.ref)
+        left[d.ref] = hit
+    return DryRun(node.name, tuple(gone), tuple(over))
+
+
+def postfilter(pod: Pod, snap: Snapshot, usage: Mapping[str, NodeUsage],
+               rejected: Mapping[str, list[Reason]], enabled: bool, pdb_mode: str
+               ) -> tuple[str | None, DryRun | None]:
+    """kube's PostFilter message for an agent no node takes ("preemption: ..."), and the best
+    dry run (the node where the fewest, lowest-priority evictions would place it), if any."""
+    policies = {pc.name: pc.preemption_policy for pc in snap.priority_classes}
+    priority = kube_priority(pod, resolve_priorities([pod], snap.priority_classes)[pod.ref])
+    nodes = {n.name: n for n in snap.nodes}
+    histogram: Counter[str] = Counter()
+    best: DryRun | None = None
+    for name, reasons in rejected.items():
+        if any(r.unresolvable for r in reasons):
+            histogram[NOT_HELPFUL] += 1
+            continue
+        run = dry_run(pod, nodes[name], snap, usage[name], priority)
+        if run is None:
+            histogram[NO_VICTIMS + "."] += 1
+            continue
+        if run.pdbs and pdb_mode == "hard":
+            histogram[PDB_BLOCKED] += 1
+        else:
+            histogram["Preemption would place it here; the window's higher-value plan used it"] += 1
+        key = (len(run.pdbs), len(run.victims), run.node)
+        if best is None or key < (len(best.pdbs), len(best.victims), best.node):
+            best = run
+    if not enabled:
+        return None, best
+    if preemption_policy(pod, policies) == "Never":
+        return "preemption: not eligible due to preemptionPolicy=Never.", best
+    parts = ", ".join(sorted(f"{n} {reason}" for reason, n in histogram.items()))
+    return f"preemption: 0/{len(snap.nodes)} nodes are available: {parts}.", best
+
+
+def eviction_counterfactual(run: DryRun, pod: Pod, snap: Snapshot, enabled: bool,
+                            pdb_mode: str) -> str:
+    prio = resolve_priorities(run.victims, snap.priority_classes)
+    top = max(prio.values())
+    text = (f"fits on {run.node} if {len(run.victims)} pod(s) of priority <= {top} there were "
+            f"evicted ({', '.join(p.ref for p in run.victims)})")
+    policies = {pc.name: pc.preemption_policy for pc in snap.priority_classes}
+    if not enabled:
+        return text + "; preemption is off for this solve"
+    if preemption_policy(pod, policies) == "Never":
+        return text + "; its preemptionPolicy is Never"
+    if run.pdbs and pdb_mode == "hard":
+        return text + f" (blocked by PDB {', '.join(run.pdbs)})"
+    return text

@@ -183,9 +183,12 @@ def _deaggregate(ix: Index, counts: np.ndarray) -> list[tuple[str, str]]:
     return out
 
 
-def _unplaced(snap: Snapshot, ix: Index, placements: list[tuple[str, str]]) -> list[Unplaced]:
-    """kube's message for each agent left out, against the cluster after the plan's placements.
-    Agents of one class share one explanation."""
+def _unplaced(snap: Snapshot, ix: Index, placements: list[tuple[str, str]],
+              cfg: SolveConfig | None = None) -> list[Unplaced]:
+    """kube's message for each agent left out, against the cluster after the plan's placements
+    and evictions, with kube's PostFilter (preemption) part. Agents of one class share one
+    explanation."""
+    cfg = cfg or SolveConfig()
     placed = dict(placements)
     usage = cluster_usage(snap, placed)
     by_class: dict[int, tuple[str, str | None]] = {}
@@ -201,9 +204,19 @@ def _unplaced(snap: Snapshot, ix: Index, placements: list[tuple[str, str]]) -> l
         c = int(ix.class_of[i])
         if c not in by_class:
             e = explain_agent(pod, snap, usage, placed)
-            by_class[c] = (e.message, counterfactual(pod, snap, usage)) if not e.feasible else (
-                f"{len(e.feasible)}/{len(snap.nodes)} nodes could still take it, but placing "
-                "it would lower the objective or the solver stopped at its time limit", None)
+            if e.feasible:
+                by_class[c] = (f"{len(e.feasible)}/{len(snap.nodes)} nodes could still take it, "
+                               "but placing it would lower the objective or the solver stopped "
+                               "at its time limit", None)
+            else:
+                post, run = pre.postfilter(pod, snap, usage, e.reasons, cfg.preemption,
+                                           cfg.pdb_mode)
+                message = f"{e.message} {post}" if post else e.message
+                blocked = run is not None and (
+                    not cfg.preemption or run.pdbs or "Never" in (post or ""))
+                cf = (pre.eviction_counterfactual(run, pod, snap, cfg.preemption, cfg.pdb_mode)
+                      if blocked and run is not None else counterfactual(pod, snap, usage))
+                by_class[c] = (message, cf)
         out.append(Unplaced(pod.ref, *by_class[c]))
     return out
 
@@ -308,7 +321,7 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
     bounds = (term_bounds(mb, obj, counts, cfg, clock)
               if cfg.term_bounds and plan_status != "FALLBACK" else {})
     after = without_running(snap, gone)
-    unplaced = clock.run("explain", lambda: _unplaced(after, ix, placements))
+    unplaced = clock.run("explain", lambda: _unplaced(after, ix, placements, cfg))
     objective = obj.value(counts, evicted)
     bound = int(solver.best_objective_bound) if plan_status != "FALLBACK" and bound_known else None
     plan = Plan(

@@ -35,7 +35,9 @@ def test_plan_json_has_the_documented_schema(cluster):
     assert out["unplaced"] == [{
         "agent": "team/too-big",
         "reason": "0/3 nodes are available: 1 Insufficient cpu, "
-                  "1 node(s) had untolerated taint {dedicated: gpu}, 1 node(s) were unschedulable.",
+                  "1 node(s) had untolerated taint {dedicated: gpu}, 1 node(s) were unschedulable. "
+                  "preemption: 0/3 nodes are available: 1 No preemption victims found for "
+                  "incoming pod., 2 Preemption is not helpful for scheduling.",
         "counterfactual": "fits on n3 if the node were uncordoned",
     }]
     assert out["evictions"] == []

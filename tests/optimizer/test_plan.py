@@ -41,7 +41,9 @@ def test_unplaced_agents_get_kube_reasons_against_the_planned_cluster():
                     pod("a", "2", priority=5), pod("b", "2", priority=5), pod("c", "2"))
     plan = optimize(inv, FAST)
     assert [u.agent for u in plan.unplaced] == ["default/c"]
-    assert plan.unplaced[0].reason == "0/2 nodes are available: 2 Insufficient cpu."
+    assert plan.unplaced[0].reason == (
+        "0/2 nodes are available: 2 Insufficient cpu. preemption: 0/2 nodes are available: "
+        "2 No preemption victims found for incoming pod..")
 
 
 def test_every_pending_agent_is_placed_or_explained_exactly_once():
@@ -95,7 +97,8 @@ def test_a_non_integer_gt_bound_is_admitted_like_kube_but_warned_about():
     plan = optimize(inv, FAST)
     assert plan.placements == []
     assert plan.unplaced[0].reason == (
-        "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.")
+        "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. "
+        "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.")
     assert any("'abc' is not an integer" in w for w in plan.warnings)
 
 

@@ -290,3 +290,47 @@ def test_verifier_accepts_a_best_effort_pdb_violation_only_in_that_mode(snap) ->
     ev = [("default/low", "n1", "default/hi")]
     assert verify(plan, snap, evictions=ev, pdb_mode="hard")
     assert verify(plan, snap, evictions=ev, pdb_mode="best-effort") == []
+
+
+# --- explanations: kube's PostFilter part and the eviction counterfactual ------------------------
+
+def unplaced(objects: list[dict[str, Any]], cfg: SolveConfig = FAST) -> tuple[str, str | None]:
+    plan = optimize(inventory(*objects), cfg)
+    (u,) = plan.unplaced
+    return u.reason, u.counterfactual
+
+
+def test_never_preempting_agent_gets_kubes_message_and_the_eviction_counterfactual() -> None:
+    reason, cf = unplaced([node("n1", cpu="2"), pod("low", "2", node_name="n1", priority=0),
+                           with_spec(pod("hi", "2", priority=100), preemptionPolicy="Never")])
+    assert reason == ("0/1 nodes are available: 1 Insufficient cpu. "
+                      "preemption: not eligible due to preemptionPolicy=Never.")
+    assert cf == ("fits on n1 if 1 pod(s) of priority <= 0 there were evicted (default/low); "
+                  "its preemptionPolicy is Never")
+
+
+def test_a_pdb_blocked_preemption_says_so_and_names_the_pdb() -> None:
+    reason, cf = unplaced([node("n1", cpu="2"),
+                           pod("web", "2", node_name="n1", priority=0, labels={"app": "web"}),
+                           pdb("web-pdb", {"app": "web"}, 0), pod("hi", "2", priority=100)])
+    assert reason.endswith("preemption: 0/1 nodes are available: 1 Evicting the lower-priority "
+                           "pods would exceed a PodDisruptionBudget.")
+    assert cf == ("fits on n1 if 1 pod(s) of priority <= 0 there were evicted (default/web) "
+                  "(blocked by PDB default/web-pdb)")
+
+
+def test_no_lower_priority_pods_and_unresolvable_nodes_read_like_kube() -> None:
+    reason, _ = unplaced([node("n1", cpu="2"), node("n2", cpu="8", taints=[taint("gpu")]),
+                          pod("peer", "2", node_name="n1", priority=100),
+                          pod("hi", "2", priority=100)])
+    assert reason == ("0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated "
+                      "taint {gpu: }. preemption: 0/2 nodes are available: 1 No preemption "
+                      "victims found for incoming pod., 1 Preemption is not helpful for "
+                      "scheduling.")
+
+
+def test_preemption_off_names_the_eviction_that_would_place_it() -> None:
+    _, cf = unplaced([node("n1", cpu="2"), pod("low", "2", node_name="n1", priority=0),
+                      pod("hi", "2", priority=100)], SolveConfig(time_limit=5, preemption=False))
+    assert cf == ("fits on n1 if 1 pod(s) of priority <= 0 there were evicted (default/low); "
+                  "preemption is off for this solve")

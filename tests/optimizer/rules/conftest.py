@@ -21,6 +21,7 @@ import pytest
 from optimizer import SolveConfig, optimize
 from optimizer.explain import cluster_usage, node_reasons
 from optimizer.index import Index
+from optimizer.preemption import NO_VICTIMS, NOT_HELPFUL
 from optimizer.rules import RULES, NodeUsage, Rule
 from optimizer.snapshot import build_snapshot
 from optimizer.solve import prefilter
@@ -44,6 +45,12 @@ def fit_error(num_nodes: int, reasons: tuple[str, ...]) -> str:
     """kube's FitError for one rejecting node: each reason counted once, sorted."""
     return f"0/{num_nodes} nodes are available: " + ", ".join(
         sorted(f"1 {r}" for r in reasons)) + "."
+
+
+def postfilter(num_nodes: int, unresolvable: bool) -> str:
+    """kube's PostFilter part for nodes all rejected alike, with no lower-priority pods."""
+    what = NOT_HELPFUL if unresolvable else NO_VICTIMS + "."
+    return f"preemption: 0/{num_nodes} nodes are available: {num_nodes} {what}."
 
 
 def check_rule(rule: Rule, objects: list[dict[str, Any]], want: Want,
@@ -81,7 +88,8 @@ def check_rule(rule: Rule, objects: list[dict[str, Any]], want: Want,
         assert plan.unplaced == []
     else:
         assert plan.placements == []
-        want_message = message or fit_error(1, reasons)
+        want_message = (message or fit_error(1, reasons)) + " " + postfilter(
+            1, any(r.unresolvable for r in got))
         assert [(u.agent, u.reason) for u in plan.unplaced] == [(pod.ref, want_message)]
 
     # (d) verify on the agent forced onto the node

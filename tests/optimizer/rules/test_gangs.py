@@ -144,7 +144,8 @@ def test_running_members_reduce_the_need() -> None:
     plan = optimize(inv, SOLVE)
     assert len(plan.placements) == 2
     assert [u.reason for u in plan.unplaced] == [
-        "0/2 nodes are available: 2 Insufficient cpu."]
+        "0/2 nodes are available: 2 Insufficient cpu. preemption: 0/2 nodes are available: "
+        "2 No preemption victims found for incoming pod.."]
 
 
 def test_a_gang_spanning_two_classes_is_still_all_or_nothing() -> None:

@@ -229,7 +229,9 @@ def test_nodes_outside_the_prefilter_result_are_counted_as_absent():
         node("a", cpu="1"), node("b", cpu="8"),
         pod("agent", cpu="2", affinity=required_node_affinity(fields=[name_in("a")])),
     ) == ("0/2 nodes are available: 1 Insufficient cpu, "
-          "1 node(s) didn't satisfy plugin(s) [NodeAffinity].")
+          "1 node(s) didn't satisfy plugin(s) [NodeAffinity]. preemption: 0/2 nodes are "
+          "available: 1 No preemption victims found for incoming pod., 1 Preemption is not "
+          "helpful for scheduling.")
 
 
 def test_prefilter_runs_before_every_filter_plugin():
@@ -238,7 +240,8 @@ def test_prefilter_runs_before_every_filter_plugin():
         node("a", unschedulable=True), node("b", unschedulable=True),
         pod("agent", affinity=required_node_affinity(fields=[name_in("a")])),
     ) == ("0/2 nodes are available: 1 node(s) didn't satisfy plugin(s) [NodeAffinity], "
-          "1 node(s) were unschedulable.")
+          "1 node(s) were unschedulable. preemption: 0/2 nodes are available: 2 Preemption is "
+          "not helpful for scheduling.")
 
 
 PRE_FILTER_CASES = [
@@ -270,4 +273,5 @@ def test_a_prefilter_failure_is_reported_once_for_the_whole_cluster():
     assert unplaced_reason(
         node("a"), node("b", unschedulable=True),
         terms({"matchFields": [name_in("a"), name_in("b")]}),
-    ) == "0/2 nodes are available: pod affinity terms conflict."
+    ) == ("0/2 nodes are available: pod affinity terms conflict. preemption: 0/2 nodes are "
+          "available: 2 Preemption is not helpful for scheduling.")

@@ -244,7 +244,9 @@ def test_mutual_anti_affinity_spreads_agents_one_per_node() -> None:
     nodes = zones(("a1", "a"), ("a2", "a"), ("b1", "b"), cpu="8")
     plan = solve(*nodes, *group(4, web, anti(term(HOST, web))))
     assert sorted(p.node for p in plan.placements) == ["a1", "a2", "b1"]
-    assert [u.reason for u in plan.unplaced] == [f"0/3 nodes are available: 3 {ANTI}."]
+    assert [u.reason for u in plan.unplaced] == [
+        f"0/3 nodes are available: 3 {ANTI}. preemption: 0/3 nodes are available: "
+        "3 No preemption victims found for incoming pod.."]
 
 
 def test_anti_affinity_between_two_classes_keeps_them_in_different_zones() -> None:
@@ -280,7 +282,9 @@ def test_a_matching_running_pod_anywhere_closes_the_first_pod_exception() -> Non
     plan = solve(*nodes, full, agent(web, aff(term(ZONE, web))))
     assert plan.placements == []
     assert [u.reason for u in plan.unplaced] == [
-        f"0/2 nodes are available: 1 Insufficient cpu, 1 {AFFINITY}."]
+        f"0/2 nodes are available: 1 Insufficient cpu, 1 {AFFINITY}. preemption: 0/2 nodes are "
+        "available: 1 No preemption victims found for incoming pod., 1 Preemption is not "
+        "helpful for scheduling."]
 
 
 def test_a_missing_topology_key_fails_affinity_in_batch() -> None:

@@ -183,7 +183,9 @@ def test_min_domains_above_the_domain_count_caps_each_domain_at_max_skew() -> No
         *(agent(f"x{i}", spread(max_skew=2, minDomains=3)) for i in range(7)))
     assert zones == ["a", "a", "b", "b"]
     assert len(plan.unplaced) == 3
-    assert plan.unplaced[0].reason == f"0/2 nodes are available: 2 {REASON}."
+    assert plan.unplaced[0].reason == (
+        f"0/2 nodes are available: 2 {REASON}. preemption: 0/2 nodes are available: "
+        "2 No preemption victims found for incoming pod..")
 
 
 def test_node_affinity_policy_honor_ignores_domains_the_agent_cannot_use() -> None:
