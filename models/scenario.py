@@ -10,13 +10,16 @@ since a misspelt selector that silently matched every node would answer the wron
     changes:                       # applied in order; each item has exactly one key
     - removeNodes: {names: [n1], selector: {matchLabels: {topology.kubernetes.io/zone: b}}}
     - drainNodes:  {names: [n2]}   # cordon + evict (PodDisruptionBudgets may block evictions)
-    - addNodes:    {copyOf: n3, count: 4, namePrefix: extra, labels: {k: v}}  # or template: <Node>
+    - addNodes:    {copyOf: n3, count: 4, namePrefix: extra, labels: {k: v}}
+                   # or like: {selector: ...} (the first selected node by name), or template: <Node>
     - setQuota:    {namespace: research, name: agent-quota, hard: {requests.cpu: "200"}}
     - setTokenBudget: {namespace: research, name: research-hourly, tokens: 20M, dollars: "30"}
     - setPriority: {agents: {namespace: research, names: [a], selector: {...}}, priority: 5000}
                    # or priorityClassName: agent-critical
     - addAgents:   {copyOf: research/web-researcher-x, count: 20, namePrefix: burst}
-                   # or template: <Pod>, with namespace: when the template names none
+                   # or like: {namespace: research, selector: {...}} (the first selected pod by
+                   # name: stable when generated names change), or template: <Pod> (with
+                   # namespace: when the template names none)
 
 Semantics of losing a node (`removeNodes`, and `drainNodes` for the pods it evicts): a pod with a
 controller (ReplicaSet, StatefulSet, Job, ...) is recreated pending and must be placed again; it
@@ -102,6 +105,7 @@ class AgentSet(_Strict):
 
 class AddNodes(_Strict):
     copy_of: str | None = None
+    like: NodeSet | None = None  # copies the first selected node (by name)
     template: Node | None = None
     count: int = Field(ge=1, le=100_000)
     name_prefix: str | None = Field(default=None, min_length=1)
@@ -118,13 +122,14 @@ class AddNodes(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> AddNodes:
-        if (self.copy_of is None) == (self.template is None):
-            raise ValueError("copyOf: Invalid value: give exactly one of copyOf and template")
+        if sum(x is not None for x in (self.copy_of, self.like, self.template)) != 1:
+            raise ValueError("copyOf: Invalid value: give exactly one of copyOf, like and template")
         return self
 
 
 class AddAgents(_Strict):
     copy_of: str | None = None  # `ns/name` of a pod in the input
+    like: AgentSet | None = None  # copies the first selected pod (by ns/name), pending or not
     template: Pod | None = None
     namespace: str | None = None
     count: int = Field(ge=1, le=1_000_000)
@@ -141,8 +146,8 @@ class AddAgents(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> AddAgents:
-        if (self.copy_of is None) == (self.template is None):
-            raise ValueError("copyOf: Invalid value: give exactly one of copyOf and template")
+        if sum(x is not None for x in (self.copy_of, self.like, self.template)) != 1:
+            raise ValueError("copyOf: Invalid value: give exactly one of copyOf, like and template")
         if self.copy_of is not None and "/" not in self.copy_of:
             raise ValueError(f"copyOf: Invalid value: {self.copy_of!r}: expected namespace/name")
         return self
@@ -447,8 +452,14 @@ def _add_nodes(out: Applied, body: AddNodes, label: str, where: str,
         if template is None:
             errors.append(InputError(label, f"{where}.copyOf", f"Not found: no Node named {body.copy_of!r}"))
             return
+    elif body.like is not None:
+        chosen = _select_nodes(inv, body.like, label, f"{where}.like", errors)
+        if not chosen:
+            return
+        template = min(chosen, key=lambda n: n.name)
     assert template is not None
-    prefix = body.name_prefix or (f"{body.copy_of}-copy" if body.copy_of else "whatif-node")
+    source = body.copy_of or (template.name if body.like is not None else None)
+    prefix = body.name_prefix or (f"{source}-copy" if source else "whatif-node")
     existing = {n.name for n in inv.nodes}
     new = []
     for k in range(1, body.count + 1):
@@ -520,11 +531,7 @@ def _set_priority(out: Applied, body: SetPriority, label: str, where: str,
                                      f"Not found: no pending agent {ref}"))
 
     def chosen(p: Pod) -> bool:
-        if not p.is_pending or (sel.namespace is not None and p.namespace != sel.namespace):
-            return False
-        if sel.names or sel.selector is not None:
-            return p.ref in refs or selects(sel.selector, p.labels)
-        return True
+        return p.is_pending and _in_agent_set(p, sel)
 
     hits = [p.ref for p in inv.pods if chosen(p)]
     if not hits:
@@ -539,6 +546,17 @@ def _set_priority(out: Applied, body: SetPriority, label: str, where: str,
     out.changes.append(f"{where}: priority of {len(hits)} agent(s) set to {to}")
 
 
+def _in_agent_set(p: Pod, sel: AgentSet) -> bool:
+    """In the set's namespace (any when absent), and named or selected when it names or
+    selects; a set with neither takes the whole namespace."""
+    if sel.namespace is not None and p.namespace != sel.namespace:
+        return False
+    if sel.names or sel.selector is not None:
+        refs = {n if "/" in n else f"{sel.namespace or 'default'}/{n}" for n in sel.names}
+        return p.ref in refs or selects(sel.selector, p.labels)
+    return True
+
+
 def _add_agents(out: Applied, body: AddAgents, label: str, where: str,
                 errors: list[InputError]) -> None:
     inv = out.inventory
@@ -548,9 +566,17 @@ def _add_agents(out: Applied, body: AddAgents, label: str, where: str,
         if template is None:
             errors.append(InputError(label, f"{where}.copyOf", f"Not found: no Pod {body.copy_of}"))
             return
+    elif body.like is not None:
+        chosen = sorted((p for p in inv.pods if not p.is_terminal and _in_agent_set(p, body.like)),
+                        key=lambda p: p.ref)
+        if not chosen:
+            errors.append(InputError(label, f"{where}.like", "Invalid value: selects no pod"))
+            return
+        template = chosen[0]
     assert template is not None
+    copied = body.copy_of is not None or body.like is not None
     namespace = body.namespace or template.metadata.namespace or "default"
-    prefix = body.name_prefix or (f"{template.name}-burst" if body.copy_of else "whatif-agent")
+    prefix = body.name_prefix or (f"{template.name}-burst" if copied else "whatif-agent")
     existing = {p.ref for p in inv.pods}
     new = []
     for k in range(1, body.count + 1):

@@ -17,8 +17,10 @@ from pathlib import Path
 import yaml
 
 ZONE = "topology.kubernetes.io/zone"
-# a pending research agent of the example fleet (1 cpu / 2Gi, pool cpu-general)
-BURST_OF = "research/web-researcher-8gz7kmzshz-8n9d6"
+# copies of a research agent of the example fleet (1 cpu / 2Gi, pool cpu-general), chosen by
+# label so that regenerating the fleet (new pod-template hashes) keeps the scenarios valid
+BURST_LIKE = {"namespace": "research",
+              "selector": {"matchLabels": {"app.kubernetes.io/name": "web-researcher"}}}
 
 
 def scenario(zone: str, burst: int, profile: str) -> dict:
@@ -26,7 +28,7 @@ def scenario(zone: str, burst: int, profile: str) -> dict:
     if zone != "none":
         changes.append({"removeNodes": {"selector": {"matchLabels": {ZONE: f"eu-west-1{zone}"}}}})
     if burst:
-        changes.append({"addAgents": {"copyOf": BURST_OF, "count": burst, "namePrefix": "burst"}})
+        changes.append({"addAgents": {"like": BURST_LIKE, "count": burst, "namePrefix": "burst"}})
     name, _, weight = profile.partition(":")
     solve: dict = {"profile": "balanced", "weights": {"cost": float(weight)}} if weight else {"profile": name}
     tag = profile.replace(":", "-")

@@ -74,9 +74,10 @@ PARSE_ERRORS = [
     ("addNodes needs a count of at least one",
      scenario({"addNodes": {"copyOf": "a1", "count": 0}}),
      "Scenario s: changes[0].addNodes.count: Input should be greater than or equal to 1 (got 0)"),
-    ("addNodes takes copyOf or a template, not both",
+    ("addNodes takes one of copyOf, like and a template",
      scenario({"addNodes": {"copyOf": "a1", "template": node("x"), "count": 1}}),
-     "Scenario s: changes[0].addNodes.copyOf: Invalid value: give exactly one of copyOf and template"),
+     "Scenario s: changes[0].addNodes.copyOf: Invalid value: give exactly one of copyOf, like and "
+     "template"),
     ("a template node is validated like a loaded one",
      scenario({"addNodes": {"template": {"status": {"allocatable": {"cpu": "4x"}}}, "count": 1}}),
      "Scenario s: changes[0].addNodes.template.status.allocatable.cpu: "),
@@ -252,3 +253,13 @@ def test_changes_apply_in_order():
     out = applied({"addNodes": {"copyOf": "a1", "count": 1, "labels": {ZONE: "b"}}},
                   {"removeNodes": {"selector": {"matchLabels": {ZONE: "b"}}}})
     assert [n.name for n in out.inventory.nodes] == ["a1"]
+
+
+def test_like_copies_the_first_selected_node_or_pod():
+    out = applied({"addNodes": {"like": {"selector": {"matchLabels": {ZONE: "b"}}}, "count": 1}},
+                  {"addAgents": {"like": {"namespace": "t", "selector": {"matchLabels": {"app": "web"}}},
+                                 "count": 1}})
+    assert out.added_nodes == ["b1-copy-1"]
+    assert out.added_agents == ["t/web-1-burst-1"]
+    errs = errors_of(scenario({"addAgents": {"like": {"namespace": "nope"}, "count": 1}}))
+    assert errs == ["Scenario s: changes[0].addAgents.like: Invalid value: selects no pod"]

@@ -64,7 +64,9 @@ def test_losing_a_zone_unplaces_agents_and_reschedules_controlled_pods(lose_b):
     # the agent that keeps its a1 slot is matched to it: nobody moves, three lose their node
     assert lose_b["moves"] == []
     assert sorted(u["was_on"] for u in lose_b["newly_unplaced"]) == ["a1", "b1", "b2"]
-    assert {u["reason"] for u in lose_b["newly_unplaced"]} == {"0/1 nodes are available: 1 Insufficient cpu."}
+    assert {u["reason"] for u in lose_b["newly_unplaced"]} == {
+        "0/1 nodes are available: 1 Insufficient cpu. "
+        "preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.."}
     ev = {e["pod"]: (e["fate"], e.get("node_after")) for e in lose_b["evictions"]}
     assert ev == {"t/web-1": ("rescheduled", "a1"), "t/bare": ("lost", None)}
     assert s["counts"]["removed_nodes"] == 2 and s["counts"]["evicted"] == 2
