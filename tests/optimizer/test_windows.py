@@ -132,3 +132,28 @@ def test_an_agent_the_binder_sends_back_waits_for_the_next_window(tmp_path, monk
     bound = [a for r in results for a in r.plan.assignment()]
     assert bound.count("team/a0") == 2  # planned again in the next window, bound there
     assert results[-1].binding["bound"] >= 1
+
+
+def test_a_preempted_pod_leaves_its_node_queues_again_and_spends_its_pdb() -> None:
+    from optimizer.windows import Planner
+
+    low = pod("low", "2", node_name="n", priority=0, labels={"app": "web"})
+    budget = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+              "metadata": {"name": "web", "namespace": "default"},
+              "spec": {"selector": {"matchLabels": {"app": "web"}}},
+              "status": {"disruptionsAllowed": 1}}
+    inv = inventory(node("n", "2"), node("m", "2"), low, budget,
+                    pod("other", "2", node_name="m", priority=50),
+                    {**pod("hi", "2", priority=100),
+                     "metadata": {"name": "hi", "namespace": "default",
+                                  "creationTimestamp": "2026-01-01T00:00:00Z"}})
+    planner = Planner(inv, FAST)
+    first = planner.step(list(inv.pending))
+    assert [e.pod for e in first.plan.evictions] == ["default/low"]
+    assert "default/low" in planner.waiting
+    assert all(p.ref != "default/low" for p in planner.inv.pods)
+    assert planner.inv.pdbs[0].status.disruptions_allowed == 0
+    second = planner.step([])
+    # nothing lower than it runs any more: the evicted pod waits, unplaced, with kube's reason
+    assert [u.agent for u in second.plan.unplaced] == ["default/low"]
+    assert second.plan.evictions == []
