@@ -62,6 +62,20 @@ class OptimizeRequest(BaseModel):
     options: Options = Field(default_factory=Options)
 
 
+class WhatIfRequest(BaseModel):
+    """A what-if: the window as in /v1/optimize plus `scenario`, the same document as
+    `agentplace whatif --scenario FILE` (see the README's What-if section)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cluster: Objects = Field(default_factory=list)
+    pending: Objects = Field(default_factory=list)
+    options: Options = Field(default_factory=Options)
+    scenario: dict[str, Any] = Field(description="changes: drain/remove/add nodes, quotas, "
+                                                 "budgets, priorities, bursts of agents")
+    include_plans: bool = Field(False, description="Also return both full plans.")
+
+
 class FieldError(BaseModel):
     object: str = Field(examples=["Pod team-a/agent-7"])
     field: str = Field(examples=["spec.containers[0].resources.requests.cpu"])

@@ -33,7 +33,14 @@ from api.binding import bind_plan, make_sink
 from api.metrics import Metrics
 from api.planning import plan_window
 from api.pool import Busy, SolvePool
-from api.schemas import EXAMPLE, ErrorResponse, OptimizeRequest, PlanResponse, StoredPlanResponse
+from api.schemas import (
+    EXAMPLE,
+    ErrorResponse,
+    OptimizeRequest,
+    PlanResponse,
+    StoredPlanResponse,
+    WhatIfRequest,
+)
 from api.security import BodyLimit, require_token
 from api.settings import Settings
 from api.store import PlanStore
@@ -144,6 +151,21 @@ class Service:
         return out
 
 
+    def whatif(self, body: WhatIfRequest, request_id: str) -> dict[str, Any]:
+        """Runs in a worker: the baseline and the scenario plan, both verified, and their diff."""
+        from optimizer.whatif import run_whatif  # matplotlib-free; loaded on first use
+
+        inv = load_named([(body.cluster, "cluster"), (body.pending, "pending")])
+        options, notes = body.options.to_plan_options().capped(self.settings.max_time_limit,
+                                                                self.settings.max_workers)
+        started = time.perf_counter()
+        out = run_whatif(inv, body.scenario, options.solve_config(),
+                         include_plans=body.include_plans)
+        log.info("whatif", extra={"fields": {
+            "request_id": request_id, "seconds": round(time.perf_counter() - started, 4)}})
+        return {"request_id": request_id, "warnings_options": notes, **out}
+
+
 def _service(request: Request) -> Service:
     return request.app.state.service
 
@@ -172,6 +194,17 @@ async def optimize(
     binder and the response lists its bindings."""
     request_id = request.state.request_id
     return await service.solve(lambda: service.optimize(body, bind, request_id), request_id)
+
+
+@v1.post("/whatif", response_model=None, responses={
+    401: {"description": "missing or wrong bearer token"}, 422: {"model": ErrorResponse},
+    429: {"description": "every solve slot and queue place taken; retry after Retry-After seconds"}})
+async def whatif(request: Request, service: ServiceDep, body: WhatIfRequest) -> Any:
+    """Plan the window as given and as the scenario changes it; both plans verified; the answer
+    is their diff (`agentplace whatif -o json`'s schema): moves, newly (un)placed, evictions,
+    spend and tokens per tenant, utilisation per zone."""
+    request_id = request.state.request_id
+    return await service.solve(lambda: service.whatif(body, request_id), request_id)
 
 
 @v1.get("/plans/{plan_id}", response_model=StoredPlanResponse,

@@ -297,3 +297,18 @@ def test_bind_does_not_pretend_to_evict(client):
     [b] = out["bindings"]
     assert b["agent"] == "default/hi" and b["state"] == "conflict" and "Insufficient cpu" in b["error"]
     assert any("the binder does not evict" in w for w in out["warnings"])
+
+
+def test_whatif_answers_the_diff_and_checks_the_scenario(client):
+    scenario = {"apiVersion": "agentplace.io/v1alpha1", "kind": "Scenario",
+                "metadata": {"name": "lose-n1"}, "changes": [{"removeNodes": {"names": ["n1"]}}]}
+    r = client.post("/v1/whatif", json={**BODY, "scenario": scenario})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["request_id"] == r.headers["x-request-id"]
+    assert [u["agent"] for u in got["newly_unplaced"]] == ["team/fits"]  # n1 was its only node
+    assert got["summary"]["baseline"]["verified"] and got["summary"]["scenario"]["verified"]
+    bad = client.post("/v1/whatif", json={**BODY, "scenario": {**scenario, "changes": [
+        {"removeNodes": {"nmes": ["n1"]}}]}})
+    assert bad.status_code == 422
+    assert "nmes" in bad.text
