@@ -33,7 +33,7 @@ from optimizer.binder import Binder, SnapshotFit
 from optimizer.config import SolveConfig
 from optimizer.index import class_key
 from optimizer.plan import Plan
-from optimizer.preemption import BASE_PRIORITY_ANNOTATION
+from optimizer.preemption import BASE_PRIORITY_ANNOTATION, pdb_matches
 from optimizer.rules.quotas import charges, quota_matches
 from optimizer.snapshot import Snapshot, build_snapshot, resolve_priorities
 from optimizer.solve import optimize
@@ -98,6 +98,24 @@ def _bind(pod: Pod, node: str) -> Pod:
         "metadata": meta,
         "spec": pod.spec.model_copy(update={"node_name": node}),
         "status": pod.status.model_copy(update={"phase": "Running"}),
+    })
+
+
+def _disrupted(pdb: Any, evicted: list[Pod]) -> Any:
+    """The budget left after this window's evictions (the disruption controller's reading)."""
+    hit = sum(pdb_matches(pdb, p) for p in evicted)
+    if not hit:
+        return pdb
+    left = max(0, pdb.status.disruptions_allowed - hit)
+    return pdb.model_copy(update={"status": pdb.status.model_copy(
+        update={"disruptions_allowed": left})})
+
+
+def _unbind(pod: Pod) -> Pod:
+    """A preempted pod as a pending agent again."""
+    return pod.model_copy(update={
+        "spec": pod.spec.model_copy(update={"node_name": None}),
+        "status": pod.status.model_copy(update={"phase": "Pending", "start_time": None}),
     })
 
 
@@ -192,7 +210,12 @@ class Planner:
         placed = {a: n for a, n in plan.assignment().items() if a not in sent_back}
         bound = [_bind(originals[a], n) for a, n in placed.items()]
         new = [p for p in bound if not originals[p.ref].metadata.uid]
-        self.inv.pods = self.inv.pods + bound
+        # preempted pods leave their nodes and queue again as agents (their controller would
+        # recreate them); they keep their uid, so quota does not charge them a second time
+        gone = {e.pod for e in plan.evictions}
+        evicted = [_unbind(p) for p in self.inv.pods if p.ref in gone]
+        self.inv.pods = [p for p in self.inv.pods if p.ref not in gone] + bound
+        self.inv.pdbs = [_disrupted(d, evicted) for d in self.inv.pdbs]
         self.inv.quotas = [self._charge(q, new, snap) for q in self.inv.quotas]
         spent = {row["budget"]: row for row in plan.budgets}
         self.inv.token_budgets = [
@@ -205,6 +228,7 @@ class Planner:
         self.previous_pods = {a: originals[a] for a in self.previous}
         left = [u.agent for u in plan.unplaced] + sorted(sent_back)
         self.waiting = {a: (originals[a], self.waiting.get(a, (None, 0))[1] + 1) for a in left}
+        self.waiting |= {p.ref: (p, 0) for p in evicted}
 
     @staticmethod
     def _charge(quota: Any, new: list[Pod], snap: Snapshot) -> Any:

@@ -799,7 +799,7 @@ def pending_pods() -> list[PodSpec]:
         node_selector={"agentplace.io/dedicated": "inference"},
         tolerations=[dict(INFERENCE_TAINT, operator="Equal")], version="0.9.4")
     billing = replicaset(sb, "chat-billing")
-    add(sb, billing, "chat", [C("agent", img("chat-agent", "1.14.2"), 250, 512)], 8,
+    add(sb, billing, "chat", [C("agent", img("chat-agent", "1.14.2"), 250, 512)], 7,
         priority_class="agent-critical", node_selector=general, version="1.14.2")
     # ticket triage: tool agent with a native sidecar (restartable init container)
     triage = replicaset(sb, "ticket-triage")
@@ -859,6 +859,12 @@ def pending_pods() -> list[PodSpec]:
     add(be, judge, "gpu", [C("judge", img("eval-runner", "1.8.0-cuda"), 4000, 16384, gpu=1)], 3,
         priority_class="agent-batch", tolerations=[GPU_TOLERATION],
         affinity=gpu_affinity("NVIDIA-A10G"))
+    # last in: a critical speech-to-text server wants a whole A10G node (4 GPUs); the only one
+    # it can get is the node where batch-eval's gpu-scorer holds one GPU: it preempts that
+    stt = replicaset(sb, "speech-to-text")
+    add(sb, stt, "gpu", [C("whisper", img("speech-to-text", "3.0.1"), 16000, 65536, gpu=4, port=8080)],
+        1, priority_class="agent-critical", tolerations=[GPU_TOLERATION],
+        affinity=gpu_affinity("NVIDIA-A10G"), version="3.0.1")
     return out
 
 

@@ -9,7 +9,6 @@ every order, and check that every solver plan passes it.
 from __future__ import annotations
 
 import itertools
-import time
 from functools import cache
 from typing import Any
 
@@ -341,14 +340,12 @@ def big_window(n: int = 300) -> tuple[Snapshot, dict[str, str]]:
     return build_snapshot(inventory(*objects)), plan
 
 
-def test_verify_stays_fast_on_a_300_node_300_agent_window() -> None:
+def test_verify_finds_the_order_of_a_300_node_300_agent_window() -> None:
+    # its speed is a benchmark figure, not a unit-test assertion (noisy shared cores)
     snap, plan = big_window()
     assert needs_joint_order(plan, snap)
-    start = time.perf_counter()
     violations = verify(list(plan.items()), snap)
-    elapsed = time.perf_counter() - start
     assert violations == [], violations[:3]
-    assert elapsed < 3.0, elapsed  # about 1 s here: headroom for slow machines
 
 
 def test_permutation_brute_force_agrees_with_the_memoised_one() -> None:

@@ -172,3 +172,28 @@ def test_a_warm_start_node_is_taken_only_while_the_checks_admit_it() -> None:
     prefer = np.full(len(snap.pending), snap.node_pos["a"], dtype=np.int64)
     node_of = greedy(ix, prefilter(ix)[0], prefer=prefer)
     assert [snap.nodes[n].name for n in node_of.tolist()] == ["a", "b"]
+
+
+def test_a_preempted_pod_leaves_its_node_queues_again_and_spends_its_pdb() -> None:
+    from optimizer.windows import Planner
+
+    low = pod("low", "2", node_name="n", priority=0, labels={"app": "web"})
+    budget = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+              "metadata": {"name": "web", "namespace": "default"},
+              "spec": {"selector": {"matchLabels": {"app": "web"}}},
+              "status": {"disruptionsAllowed": 1}}
+    inv = inventory(node("n", "2"), node("m", "2"), low, budget,
+                    pod("other", "2", node_name="m", priority=50),
+                    {**pod("hi", "2", priority=100),
+                     "metadata": {"name": "hi", "namespace": "default",
+                                  "creationTimestamp": "2026-01-01T00:00:00Z"}})
+    planner = Planner(inv, FAST)
+    first = planner.step(list(inv.pending))
+    assert [e.pod for e in first.plan.evictions] == ["default/low"]
+    assert "default/low" in planner.waiting
+    assert all(p.ref != "default/low" for p in planner.inv.pods)
+    assert planner.inv.pdbs[0].status.disruptions_allowed == 0
+    second = planner.step([])
+    # nothing lower than it runs any more: the evicted pod waits, unplaced, with kube's reason
+    assert [u.agent for u in second.plan.unplaced] == ["default/low"]
+    assert second.plan.evictions == []
