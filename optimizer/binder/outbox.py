@@ -317,9 +317,13 @@ class Outbox:
                         state=CONFLICT if other else PENDING, attempts=0, updated_at=now,
                         error=f"agent already {other[1]} under plan {other[0]}" if other else None))
                 for e in plan.evictions:  # same transaction: never bindings without their evictions
+                    # room for an agent another plan owns would be made for nothing: not issued
+                    other = owners.get(e.agent or "")
                     s.add(EvictionRow(plan_id=plan_id, pod=e.pod, node=e.node, agent=e.agent,
-                                      idempotency_key=eviction_key(plan_id, e.pod), state=PENDING,
-                                      attempts=0, updated_at=now))
+                                      idempotency_key=eviction_key(plan_id, e.pod),
+                                      state=FAILED if other else PENDING, attempts=0, updated_at=now,
+                                      error=(f"not issued: {e.agent} is already {other[1]} under plan "
+                                             f"{other[0]}") if other else None))
         except IntegrityError:
             # a concurrent submit of the same id won the race; its transaction holds the plan
             with self._session() as s:

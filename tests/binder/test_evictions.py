@@ -87,6 +87,15 @@ def test_a_plan_evicting_a_pod_twice_is_refused_and_nothing_is_written(outbox: O
     assert outbox.bindings() == [] and outbox.evictions() == []
 
 
+def test_no_eviction_is_issued_for_an_agent_another_plan_already_owns(outbox: Outbox) -> None:
+    outbox.submit(Plan("OPTIMAL", [Placement("t/hi", "n3")], verified=True), "earlier")
+    outbox.submit(preempting_plan(), "w")
+    assert {e.pod: e.state for e in outbox.evictions("w")} == {"t/low-1": FAILED, "t/low-2": FAILED}
+    assert "already pending under plan earlier" in (outbox.evictions("w")[0].error or "")
+    assert outbox.eviction_work() == []
+    assert {x.agent: x.state for x in outbox.bindings("w")} == {"t/hi": CONFLICT, "t/free": PENDING}
+
+
 def test_a_binding_is_handed_out_only_once_all_its_evictions_are_done(outbox: Outbox) -> None:
     outbox.submit(preempting_plan(), "w")
     e1, e2 = outbox.eviction_work()
