@@ -9,7 +9,9 @@ sink makes that a no-op if it had landed), bound and conflict are done.
 
 Evictions come first: each pass issues the outbox's evictions (claim, sink, mark evicted; the
 same crash-safe steps) before any binding, and a binding whose agent still waits for an eviction
-on its node is not even handed out. An eviction the sink refuses (a PodDisruptionBudget) or that
+on its node is not even handed out; with a sink that can tell (Kubernetes), it then waits until
+the evicted pods are gone, not just terminating, as kube-scheduler waits on its nominated node.
+An eviction the sink refuses (a PodDisruptionBudget) or that
 keeps failing ends failed and sends its agent back to the next window in the same transaction.
 """
 
@@ -19,6 +21,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from models import Pod
 from optimizer.binder.outbox import (
@@ -55,6 +58,7 @@ class PassResult:
     conflict: int = 0
     failed: int = 0
     retry: int = 0
+    waiting: int = 0  # bindings whose evicted victims are still terminating
     evicted: int = 0
     eviction_failed: int = 0
     eviction_retry: int = 0
@@ -70,11 +74,14 @@ class Binder:
     `issuing` row is taken to be an interrupted one of ours."""
 
     def __init__(self, outbox: Outbox, sink: Sink, fits: Fits | None = None, *,
-                 max_attempts: int = 5) -> None:
+                 max_attempts: int = 5, victim_timeout: float = 120.0) -> None:
         self.outbox = outbox
         self.sink = sink
         self.fits = fits
         self.max_attempts = max_attempts
+        # how long a binding waits for its evicted victims to be gone (a sink with `gone`,
+        # Kubernetes: graceful deletion) before its agent goes back to the next window
+        self.victim_timeout = victim_timeout
 
     def run_once(self, limit: int | None = None) -> PassResult:
         """One pass over the work the outbox holds now: evictions first, then the bindings they
@@ -98,6 +105,8 @@ class Binder:
                 out.failed += 1
             elif state == ISSUING:
                 out.retry += 1
+            elif state == "waiting":
+                out.waiting += 1
         return out
 
     def _evict(self, e: PodEviction) -> str | None:
@@ -115,8 +124,28 @@ class Binder:
             return state
         return EVICTED if self.outbox.mark_evicted(e.id) else None
 
+    def _victims_pending(self, b: Binding) -> str | None:
+        """None when every pod evicted for `b` is gone (or the sink cannot tell: it has no
+        `gone`), else the first one still there."""
+        gone = getattr(self.sink, "gone", None)
+        if gone is None:
+            return None
+        for e in self.outbox.evictions_for(b):
+            if not gone(e.namespace, e.name):
+                return e.pod
+        return None
+
     def _process(self, b: Binding) -> str | None:
         if b.state == PENDING:
+            victim = self._victims_pending(b)
+            if victim is not None:
+                since = max((t for e in self.outbox.evictions_for(b)
+                             if (t := self.outbox.evicted_at(e.id)) is not None), default=None)
+                if since is None or (datetime.now(UTC) - since).total_seconds() < self.victim_timeout:
+                    return "waiting"
+                reason = f"evicted pod {victim} still on {b.node} after {self.victim_timeout:g} s"
+                log.info("conflict: %s", reason)
+                return CONFLICT if self.outbox.mark_conflict(b.id, reason) else None
             # an issuing row is never re-checked: it may already be bound at the sink
             if self.fits is not None and not self.fits(b.agent, b.node):
                 why = getattr(self.fits, "last_reason", None)  # SnapshotFit says which rule
@@ -146,7 +175,7 @@ class Binder:
         stop = stop or threading.Event()
         while not stop.is_set():
             r = self.run_once()
-            for f in ("bound", "conflict", "failed", "retry", "evicted", "eviction_failed",
+            for f in ("bound", "conflict", "failed", "retry", "waiting", "evicted", "eviction_failed",
                       "eviction_retry"):
                 setattr(total, f, getattr(total, f) + getattr(r, f))
             if until_idle and not self.outbox.eviction_work(limit=1) and not self.outbox.work(limit=1):

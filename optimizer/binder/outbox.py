@@ -506,6 +506,22 @@ class Outbox:
         with self._session() as s:
             return {str(p) for p in s.scalars(stmt)}
 
+    def evictions_for(self, b: Binding) -> list[PodEviction]:
+        """The evictions of `b`'s plan that make room for its agent on its node."""
+        stmt = select(EvictionRow).where(EvictionRow.plan_id == b.plan_id, EvictionRow.agent == b.agent,
+                                         EvictionRow.node == b.node).order_by(EvictionRow.id)
+        with self._session() as s:
+            return [_eview(r) for r in s.scalars(stmt)]
+
+    def evicted_at(self, eviction_id: int) -> datetime | None:
+        """When the eviction was marked evicted (its last transition), timezone-aware."""
+        with self._session() as s:
+            row = s.get(EvictionRow, eviction_id)
+            if row is None or row.state != EVICTED:
+                return None
+            t = row.updated_at
+            return t if t.tzinfo is not None else t.replace(tzinfo=UTC)  # SQLite: naive UTC
+
     def _emove(self, s: Session, eviction_id: int, from_states: Sequence[str], to: str,
                **values: Any) -> bool:
         res = s.execute(update(EvictionRow)

@@ -235,6 +235,22 @@ class KubernetesSink:
             raise
         _release(resp)
 
+    def gone(self, namespace: str, name: str) -> bool:
+        """True once the pod is deleted (404). An evicted pod is deleted gracefully: it stays,
+        terminating, for up to its grace period, and its node still counts it (the scheduler's
+        cache and the kubelet's admission) until it is gone; kube-scheduler therefore nominates
+        the preemptor and waits. The binder asks this before binding into the room, and waits."""
+        c = self._client
+        try:
+            resp = self.api.read_namespaced_pod(name=name, namespace=namespace, _preload_content=False,
+                                                _request_timeout=self.request_timeout)
+        except c.exceptions.ApiException as e:
+            if e.status == 404:
+                return True
+            raise
+        _release(resp)
+        return False
+
     def _refused(self, e: Any, ns: str, name: str, node: str) -> None:
         if e.status == 404:
             raise SinkConflict(f"pod {ns}/{name} not found: it was deleted") from e

@@ -12,8 +12,10 @@ them as kube's pod registry implements them (pkg/registry/core/pod/storage):
   `create_namespaced_pod_eviction`; storage/eviction.go): records the body; 404 if there is no
   such pod; 429 TooManyRequests "Cannot evict pod as it would violate the pod's disruption
   budget." if the test put the pod in `pdb_blocked` (the stand-in evaluates no real PDB: the
-  test decides which pods one protects); else the pod is deleted at once (the real server
-  deletes it gracefully: it lingers while terminating) and 201 with a Success Status.
+  test decides which pods one protects); else 201 with a Success Status, and the pod is
+  deleted: at once, or, with `grace_reads` = N, it lingers terminating (a deletionTimestamp) for
+  the next N reads of it, as a real graceful deletion lingers for its grace period (the stand-in
+  counts reads, not seconds). Evicting it again meanwhile answers 201 (the stand-in's choice).
 
 `fail_next` makes the next N binding requests answer 500, for the retry path. It checks nothing
 else (no auth, no admission, no validation), which is why the sink's tests are about what the
@@ -49,6 +51,8 @@ class StandInApiServer:
     requests: list[Recorded] = field(default_factory=list)
     fail_next: int = 0
     pdb_blocked: set[tuple[str, str]] = field(default_factory=set)  # (ns, name) a PDB protects
+    grace_reads: int = 0  # reads an evicted pod lingers, terminating
+    terminating: dict[tuple[str, str], int] = field(default_factory=dict)  # reads left
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -134,7 +138,10 @@ class StandInApiServer:
                         code, obj = 429, _status(429, "TooManyRequests", (
                             "Cannot evict pod as it would violate the pod's disruption budget."))
                     else:
-                        del server.pods[(ns, name)]
+                        if server.grace_reads and (ns, name) not in server.terminating:
+                            server.terminating[(ns, name)] = server.grace_reads
+                        elif (ns, name) not in server.terminating:
+                            del server.pods[(ns, name)]
                         code, obj = 201, {"kind": "Status", "apiVersion": "v1", "metadata": {},
                                           "status": "Success", "code": 201}
                     server.requests.append(Recorded(path, query, body, code))
@@ -146,9 +153,17 @@ class StandInApiServer:
                 if not m or (m.group(1), m.group(2)) not in server.pods:
                     return self._send(404, _status(404, "NotFound", f"no pod at {path}"))
                 ns, name = m.groups()
-                node = server.pods[(ns, name)]
-                self._send(200, {"kind": "Pod", "apiVersion": "v1",
-                                 "metadata": {"name": name, "namespace": ns},
+                meta: dict[str, Any] = {"name": name, "namespace": ns}
+                with server._lock:
+                    node = server.pods[(ns, name)]
+                    left = server.terminating.get((ns, name))
+                    if left is not None:
+                        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+                        if left <= 1:  # this was its last read: the deletion completes
+                            del server.terminating[(ns, name)], server.pods[(ns, name)]
+                        else:
+                            server.terminating[(ns, name)] = left - 1
+                self._send(200, {"kind": "Pod", "apiVersion": "v1", "metadata": meta,
                                  "spec": {"nodeName": node} if node else {}})
 
         return Handler

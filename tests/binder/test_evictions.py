@@ -300,3 +300,31 @@ def test_the_binder_through_the_kubernetes_sink_with_a_pdb(api: StandInApiServer
     # a second binder pass issues nothing again
     Binder(outbox, KubernetesSink(host=api.url)).run(interval=0)
     assert len(api.evictions()) == 2 and len(api.bindings()) == 1
+
+
+def test_a_binding_waits_until_its_evicted_victims_are_gone_not_just_terminating(
+        api: StandInApiServer, outbox: Outbox) -> None:
+    for pod, node in (("t/low-1", "n1"), ("t/low-2", "n1"), ("t/hi", None), ("t/free", None)):
+        api.add_pod(pod, node)
+    api.grace_reads = 3
+    outbox.submit(preempting_plan(), "w")
+    binder = Binder(outbox, KubernetesSink(host=api.url))
+    first = binder.run_once()
+    assert (first.evicted, first.bound, first.waiting) == (2, 1, 1)  # free binds; hi waits
+    assert api.pods[("t", "hi")] is None and ("t", "low-1") in api.terminating
+    total = binder.run(interval=0)
+    assert total.bound == 1 and api.pods[("t", "hi")] == "n1"
+    assert ("t", "low-1") not in api.pods and ("t", "low-2") not in api.pods
+
+
+def test_victims_that_never_go_send_the_agent_back_after_the_timeout(
+        api: StandInApiServer, outbox: Outbox) -> None:
+    for pod, node in (("t/low-1", "n1"), ("t/low-2", "n1"), ("t/hi", None), ("t/free", None)):
+        api.add_pod(pod, node)
+    api.grace_reads = 10**6  # a finalizer that never lets go
+    outbox.submit(preempting_plan(), "w")
+    total = Binder(outbox, KubernetesSink(host=api.url), victim_timeout=0.2).run(interval=0.05)
+    assert (total.evicted, total.bound, total.conflict) == (2, 1, 1)
+    [back] = outbox.requeued()
+    assert back.agent == "t/hi" and "still on n1 after 0.2 s" in back.reason
+    assert api.pods[("t", "hi")] is None
