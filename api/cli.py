@@ -14,8 +14,9 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from api.planning import PlanOptions, parse_balance, parse_weights, plan_window
 from models import InputErrors, load_paths
-from optimizer import Plan, PlanInvalidError, SolveConfig, optimize
+from optimizer import Plan, PlanInvalidError, SolveConfig
 from optimizer.config import ConfigError
 from optimizer.explain import explain_pending
 from optimizer.snapshot import build_snapshot
@@ -155,31 +156,13 @@ def plan(
     """Place the pending agents found in the input onto its nodes, as one CP-SAT batch."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr)
     inv = _load(filename)
-    weights = {}
-    for item in weight or []:
-        term, sep, value = item.partition("=")
-        try:
-            weights[term] = float(value) if sep else float("nan")
-        except ValueError:
-            weights[term] = float("nan")
-        if weights[term] != weights[term]:
-            typer.echo(f"error: --weight {item!r}: expected TERM=NUMBER", err=True)
-            raise typer.Exit(2)
-    balance_resources = {"cpu": 1, "memory": 1}
-    if balance:
-        balance_resources = {}
-        for item in balance:
-            res, sep, value = item.partition("=")
-            if not sep or not res or not value.isdigit():
-                typer.echo(f"error: --balance {item!r}: expected RESOURCE=INTEGER", err=True)
-                raise typer.Exit(2)
-            balance_resources[res] = int(value)
-    cfg = SolveConfig(time_limit=time_limit, workers=workers, seed=seed, strategy=strategy.value,
-                      preemption=not no_preemption, pdb_mode=pdb.value, log_search=verbose,
-                      profile=profile, weights=weights, profiles_file=profiles, term_gap=term_gap,
-                      term_bounds=term_bounds, balance_resources=balance_resources)
     try:
-        result = optimize(inv, cfg)
+        options = PlanOptions(
+            time_limit=time_limit, workers=workers, seed=seed, strategy=strategy.value, profile=profile,
+            weights=parse_weights(weight or []), profiles_file=profiles, balance=parse_balance(balance),
+            term_gap=term_gap, term_bounds=term_bounds, preemption=not no_preemption, pdb=pdb.value,
+            log_search=verbose)
+        result = plan_window(inv, options)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -279,18 +262,221 @@ def run(
                      if counts.get("evicted") else ""))
 
 
-def _binder(db: str | None, sink: str) -> Any:
-    from optimizer.binder import Binder, DryRunSink, JsonlSink, KubernetesSink, Outbox
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(
+        help="Address to listen on (default 127.0.0.1); other than loopback only with an API token.")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8080).", min=0, max=65535)
+                    ] = None,
+    db: Annotated[str | None, typer.Option(
+        help="Plans and binder outbox: a SQLite path or a database URL (default $AGENTPLACE_DB or "
+             "./agentplace.db).")] = None,
+    sink: Annotated[str | None, typer.Option(
+        help="Where ?bind=true bindings go: dry-run (default), jsonl:PATH, or kubernetes.")] = None,
+    config: Annotated[Path | None, typer.Option(
+        help="YAML settings file (default $AGENTPLACE_CONFIG); the API token may be set there.")] = None,
+) -> None:
+    """Run the HTTP optimize service (POST /v1/optimize, docs at /docs)."""
+    from api.serve import ServeError, run_server
 
-    if sink == "dry-run":
-        target: Any = DryRunSink()
-    elif sink.startswith("jsonl:") and len(sink) > len("jsonl:"):
-        target = JsonlSink(sink[len("jsonl:"):])
-    elif sink == "kubernetes":
-        target = KubernetesSink()
+    try:
+        run_server(config=config, host=host, port=port, db=db, sink=sink)
+    except (InputErrors, ServeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _solve_errors(fn: Any) -> Any:
+    """Run fn; input, config and verification errors become exit codes 2 / 2 / 3."""
+    try:
+        return fn()
+    except InputErrors as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except PlanInvalidError as exc:
+        typer.echo(f"internal error: plan failed verification: {exc}", err=True)
+        raise typer.Exit(3) from None
+
+
+def _pct(util: dict[str, float] | None, res: str) -> str:
+    return "-" if not util or res not in util else f"{100 * util[res]:.1f}%"
+
+
+def _whatif_table(r: dict[str, Any]) -> None:
+    s, c = r["summary"], r["summary"]["counts"]
+    b, a = s["baseline"], s["scenario"]
+    cur = r.get("currency") or ""
+    t = Table(title=f"What-if {r['scenario']['name']}: baseline vs scenario")
+    for col in ("", "baseline", "scenario"):
+        t.add_column(col, justify="left" if not col else "right")
+    for key in ("status", "verified", "nodes", "placed", "unplaced", "preempted", "placed_priority",
+                "spend_per_hour", "tokens_per_hour", "solve_seconds"):
+        t.add_row(key.replace("_", " ") + (f" ({cur})" if key == "spend_per_hour" and cur else ""),
+                  str(b[key]), str(a[key]))
+    out.print(t)
+    for line in r["scenario"]["changes"]:
+        out.print(f"  {line}", highlight=False)
+    out.print(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in c.items()), highlight=False)
+    sections = (
+        ("Newly unplaced", r["newly_unplaced"], ("agent", "was_on", "reason")),
+        ("Evictions", r["evictions"], ("pod", "node", "fate", "node_after", "reason")),
+        ("Newly preempted", r["preemptions"]["newly_preempted"], ("pod", "node", "agent", "priority")),
+        ("No longer preempted", r["preemptions"]["no_longer_preempted"], ("pod", "node", "agent")),
+        ("Newly placed", r["newly_placed"], ("agent", "node")),
+        ("Added agents", r["added_agents"], ("agent", "node", "reason")),
+        ("Moves", r["moves"], ("agent", "from", "to")),
+    )
+    for title, rows, cols in sections:
+        if not rows:
+            continue
+        u = Table(title=f"{title} ({len(rows)})")
+        for col in cols:
+            u.add_column(col, overflow="fold")
+        for x in rows[:25]:
+            u.add_row(*(str(x.get(col)) if x.get(col) is not None else "-" for col in cols))
+        if len(rows) > 25:
+            u.add_row(f"… {len(rows) - 25} more (-o json for all)", *[""] * (len(cols) - 1))
+        out.print(u)
+    tt = Table(title="Tenants (running + placed agents)")
+    for col in ("tenant", "agents", "tokens/h", f"spend/h {cur}".strip()):
+        tt.add_column(col, justify="right" if col != "tenant" else "left")
+    for x in r["tenants"]:
+        be, af = x["before"], x["after"]
+        tt.add_row(x["name"], f"{be['agents']} → {af['agents']}",
+                   f"{be['tokens_per_hour']:,} → {af['tokens_per_hour']:,}",
+                   f"{be['spend_per_hour']} → {af['spend_per_hour']}")
+    out.print(tt)
+    zt = Table(title="Utilisation per zone (requested / allocatable)")
+    for col in ("zone", "nodes", "cpu", "memory", "nvidia.com/gpu"):
+        zt.add_column(col, justify="right" if col != "zone" else "left")
+    for z in r["zones"]:
+        be, af = z["before"], z["after"]
+        zt.add_row(z["name"], f"{(be or {}).get('nodes', 0)} → {(af or {}).get('nodes', 0)}",
+                   *(f"{_pct(be, res)} → {_pct(af, res)}" for res in ("cpu", "memory", "nvidia.com/gpu")))
+    out.print(zt)
+    for w in r["warnings"]:
+        err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+
+
+@app.command()
+def whatif(
+    filename: Files,
+    scenario: Annotated[Path, typer.Option("--scenario", "-s", help="A Scenario YAML file.")],
+    output: Annotated[Output, typer.Option("-o", "--output")] = Output.table,
+    plot: Annotated[Path | None, typer.Option(
+        help="Write a PNG of utilisation per zone and node, before/after.")] = None,
+    time_limit: Annotated[float, typer.Option(help="Solver time limit per plan, seconds.",
+                                              min=0.01)] = 10.0,
+    workers: Annotated[int, typer.Option(help="CP-SAT search workers.", min=1)] = 2,
+    seed: Annotated[int, typer.Option(help="Solver random seed.")] = 0,
+    profile: Annotated[str | None, typer.Option(help="Objective profile (both plans).")] = None,
+    plans: Annotated[bool, typer.Option(
+        "--plans", help="With -o json|yaml, also include both full plans.")] = False,
+    no_preemption: Annotated[bool, typer.Option(
+        "--no-preemption", help="Never evict running pods (both plans).")] = False,
+) -> None:
+    """Plan the cluster as given and as the scenario changes it; print the difference."""
+    from models.scenario import load_scenario
+    from optimizer.whatif import run_whatif
+
+    inv = _load(filename)
+    sc = _solve_errors(lambda: load_scenario(scenario))
+    cfg = SolveConfig(time_limit=time_limit, workers=workers, seed=seed, profile=profile,
+                      preemption=not no_preemption)
+    result = _solve_errors(lambda: run_whatif(inv, sc, cfg, include_plans=plans))
+    if output is Output.table:
+        _whatif_table(result)
     else:
-        typer.echo(f"error: --sink {sink!r}: expected dry-run, jsonl:PATH or kubernetes", err=True)
-        raise typer.Exit(2)
+        _dump(result, output)
+    if plot is not None:
+        from api.plots import plot_whatif
+
+        err.print(f"plot written to {plot_whatif(result, plot)}", highlight=False)
+
+
+@app.command()
+def sweep(
+    filename: Files,
+    scenarios: Annotated[Path, typer.Option(
+        "--scenarios", help="Directory of Scenario YAML files (read recursively).")],
+    ray_address: Annotated[str | None, typer.Option(
+        help="Ray cluster: 'local' (default: a local runtime on this machine's cores), 'auto' "
+             "(the running cluster) or an address. Ray is the optional 'ray' extra.")] = None,
+    pool: Annotated[bool, typer.Option(
+        "--pool", help="Use a local process pool even when Ray is installed.")] = False,
+    processes: Annotated[int | None, typer.Option(
+        help="Process pool size (default: cores / --workers).", min=1)] = None,
+    table: Annotated[Path, typer.Option(
+        "--out", help="Results table: .csv, or .parquet (needs pyarrow).")] = Path("sweep-results.csv"),
+    plot: Annotated[Path | None, typer.Option(help="Write a summary PNG.")] = None,
+    time_limit: Annotated[float, typer.Option(help="Solver time limit per plan, seconds.",
+                                              min=0.01)] = 5.0,
+    workers: Annotated[int, typer.Option(help="CP-SAT workers per scenario.", min=1)] = 1,
+    seed: Annotated[int, typer.Option(help="Solver random seed.")] = 0,
+    profile: Annotated[str | None, typer.Option(help="Objective profile (scenarios may override).")
+                       ] = None,
+    output: Annotated[Output, typer.Option("-o", "--output")] = Output.table,
+) -> None:
+    """Run every scenario of a directory as a what-if against one cluster, in parallel."""
+    from rich.progress import Progress
+
+    from optimizer.sweep import load_scenarios, run_sweep, write_table
+
+    inv = _load(filename)
+    found = _solve_errors(lambda: load_scenarios(scenarios))
+    cfg = SolveConfig(time_limit=time_limit, workers=workers, seed=seed, profile=profile)
+    with Progress(console=err, transient=True, disable=output is not Output.table) as bar:
+        task = bar.add_task("scenarios", total=len(found))
+        result = _solve_errors(lambda: run_sweep(
+            inv, found, cfg, ray_address=ray_address, pool=pool, processes=processes,
+            progress=lambda: bar.update(task, advance=1)))
+    for note in result.notes:
+        err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+    path = _solve_errors(lambda: write_table(result.rows, table))
+    if plot is not None:
+        from api.plots import plot_sweep
+
+        err.print(f"plot written to {plot_sweep(result.rows, plot)}", highlight=False)
+    if output is not Output.table:
+        _dump({"backend": result.backend, "baseline": result.baseline, "table": str(path),
+               "rows": result.rows}, output)
+        return
+    t = Table(title=f"{len(result.rows)} scenarios on {result.backend}; baseline "
+                    f"{result.baseline['placed']} placed, {result.baseline['unplaced']} unplaced")
+    heads = {"scenario": "scenario", "status": "status", "placed": "placed", "unplaced": "unpl.",
+             "newly_unplaced": "new unpl.", "moved": "moved", "evicted": "evicted",
+             "spend_per_hour": "spend/h", "spend_delta": "Δ spend/h", "max_zone_cpu": "max zone cpu",
+             "task_seconds": "s"}
+    cols = tuple(heads)
+    for col in cols:
+        t.add_column(heads[col], justify="left" if col == "scenario" else "right",
+                     overflow="fold")
+    for r in result.rows:
+        if r.get("error"):
+            t.add_row(r["scenario"], f"[red]error[/red]: {r['error']}", *[""] * (len(cols) - 2))
+        else:
+            t.add_row(*(str(r.get(c)) for c in cols))
+    out.print(t)
+    failed = sum(1 for r in result.rows if r.get("error"))
+    out.print(f"table written to {path}" + (f"; {failed} scenario(s) failed" if failed else ""),
+              highlight=False)
+    if failed:
+        raise typer.Exit(3)
+
+
+def _binder(db: str | None, sink: str) -> Any:
+    from api.binding import make_sink
+    from optimizer.binder import Binder, Outbox
+
+    try:
+        target = make_sink(sink)
+    except ValueError as exc:
+        typer.echo(f"error: --{exc}", err=True)
+        raise typer.Exit(2) from None
     return Binder(Outbox(db), target)
 
 

@@ -95,11 +95,13 @@ class PlanCheck:
 
 
 def check_plan(method: str, placements: Sequence[tuple[str, str]], snap: Snapshot,
-               require_complete: bool) -> PlanCheck:
-    """optimizer.verify.verify on the Snapshot, plus (when required) every agent placed."""
+               require_complete: bool, evictions: Sequence[tuple[str, str, str]] = ()
+               ) -> PlanCheck:
+    """optimizer.verify.verify on the Snapshot, plus (when required) every agent placed.
+    `evictions`: (pod, node, agent) the plan makes first (PDBs hard)."""
     placed = {a for a, _ in placements}
     unplaced = [p.ref for p in snap.pending if p.ref not in placed]
-    found = [str(v) for v in verify(placements, snap, unplaced)]
+    found = [str(v) for v in verify(placements, snap, unplaced, evictions=evictions)]
     if require_complete and unplaced:
         found.append(f"{len(unplaced)} agent(s) left unplaced, e.g. {unplaced[0]}")
     return PlanCheck(method, tuple(found))

@@ -116,6 +116,12 @@ def load_documents(docs: Iterable[Any], source: str = "<input>") -> Inventory:
     return _load(((doc, f"{source}#{d}") for d, doc in enumerate(docs)), [])
 
 
+def load_named(docs: Iterable[tuple[Any, str]]) -> Inventory:
+    """Validate already-parsed documents, each with the name errors give its place by (the HTTP
+    service's `cluster` and `pending`: `Pod <unnamed, pending[3]>`)."""
+    return _load(docs, [])
+
+
 def _load(docs: Iterable[tuple[Any, str]], errors: list[InputError]) -> Inventory:
     inv = Inventory()
     seen: dict[tuple[str, str, str], str] = {}

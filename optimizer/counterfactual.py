@@ -5,7 +5,8 @@ Filter rule is run on every node, not only the first failing one as kube does. A
 exactly one rule rejects is one change away; that change is described per rule and sized, and
 the smallest wins. Resource shortfalls are sized by the largest missing fraction of the node's
 allocatable (smaller first), then come a toleration, an uncordon, a node selector or affinity
-change, the batch rules (topology spread, inter-agent affinity, gangs), and last a request
+change, a larger maxSkew (sized per topology spread constraint), the other batch rules
+(inter-agent affinity, gangs), and last a request
 larger than the node's whole allocatable (only a bigger node would do).
 """
 
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from models import Node, Pod
 from models.quantity import format_units
 from optimizer.rules import RULES, NodeUsage
+from optimizer.rules import topology_spread as ts
 from optimizer.rules.taints import untolerated_taint
 from optimizer.snapshot import Snapshot
 
@@ -45,10 +47,32 @@ def _describe(rule: str, pod: Pod, node: Node, usage: NodeUsage, messages: list[
         return 1.0 + ORDER[rule], f"fits on {node.name} if it tolerated {shown}"
     if rule == "NodeUnschedulable":
         return 1.0 + ORDER[rule], f"fits on {node.name} if the node were uncordoned"
+    if rule == "PodTopologySpread":
+        relaxed = _spread_relaxation(pod, node, usage)
+        if relaxed:
+            return 5.0, f"fits on {node.name} with {relaxed}"
     if rule == "NodeAffinity":
         return 1.0 + ORDER[rule], (f"fits on {node.name} if its nodeSelector / required node "
                                    "affinity admitted that node")
     return 10.0, f"fits on {node.name} if this were lifted: {'; '.join(messages)}"
+
+
+def _spread_relaxation(pod: Pod, node: Node, usage: NodeUsage) -> str | None:
+    """The maxSkew each violated DoNotSchedule constraint would need for this node."""
+    view = usage.cluster
+    if view is None:
+        return None
+    cs = ts.hard_constraints(pod)
+    needs = []
+    for c in cs:
+        value = node.labels.get(c.topology_key)
+        if value is None:
+            return None  # a missing key is unresolvable, no maxSkew helps
+        counter = ts._counter(pod, cs, c, view.nodes, view.pods)
+        skew = ts._skew(c, counter, value, int(ts.selector_matches(c.selector, pod.labels)))
+        if skew > c.max_skew:
+            needs.append(f"maxSkew {skew} on {c.topology_key} (now {c.max_skew})")
+    return " and ".join(needs) or None
 
 
 def counterfactual(pod: Pod, snap: Snapshot, usage: Mapping[str, NodeUsage]) -> str | None:

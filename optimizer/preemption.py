@@ -41,6 +41,7 @@ from ortools.sat.python import cp_model
 
 from models import Node, Pod, PodDisruptionBudget
 from optimizer.index import Index
+from optimizer.plan import Eviction
 from optimizer.rules import pod_affinity as pa
 from optimizer.rules.base import ClusterView, NodeUsage, Reason
 from optimizer.snapshot import Snapshot, resolve_priorities
@@ -326,6 +327,37 @@ def attribute(ix: Index, victims: Victims, counts: np.ndarray, evicted: np.ndarr
     return out
 
 
+def evictions(ix: Index, counts: np.ndarray, evicted: np.ndarray,
+               placements: list[tuple[str, str]]) -> list[Eviction]:
+    """The plan's evictions, each with the agent it makes room for (the highest-priority
+    preempting agent placed on its node) and kube's reason."""
+    victims = ix.victims
+    if victims is None or not evicted.any():
+        return []
+    snap = ix.snap
+    agent_at: dict[tuple[int, str], str] = {}
+    for ref, node in placements:
+        agent_at.setdefault((int(ix.class_of[snap.agent_pos[ref]]), node), ref)
+    over = set()
+    for d, members in enumerate(victims.pdb_members):
+        if int(evicted[members].sum()) > int(victims.allowed[d]):
+            over |= {(int(v), victims.pdbs[d].ref) for v in members.tolist() if evicted[v]}
+    out = []
+    for v, c in attribute(ix, victims, counts, evicted):
+        pod = snap.running[int(victims.pods[v])]
+        node = ix.node_names[int(victims.node[v])]
+        agent = agent_at[(c, node)]
+        reason = (f"{EVICTION_REASON}: agentplace: preempting to accommodate a higher "
+                  f"priority pod ({agent}, priority {int(victims.agent_priority[c])} > "
+                  f"{int(victims.priority[v])})")
+        pdbs = sorted(ref for vv, ref in over if vv == v)
+        if pdbs:
+            reason += f"; exceeds the disruption budget of {', '.join(pdbs)} (--pdb best-effort)"
+        out.append(Eviction(pod.ref, node, reason, agent, int(victims.priority[v])))
+    return out
+
+
+
 # --- the kube-like greedy's PostFilter ----------------------------------------------------------
 
 
@@ -352,6 +384,14 @@ def kube_preempt(ix: Index, victims: Victims, c: int, nodes: np.ndarray, free: n
     np.add.at(extra, victims.node[live], victims.req[live])
     ok = nodes & np.all((req <= free + extra) | (req == 0), axis=1) & (extra.any(axis=1))
     cand = np.nonzero(ok)[0][:candidates_budget(ix.num_nodes)]
+    if cand.size == 0:
+        return None
+    covered = np.zeros(len(victims), dtype=bool)
+    for members in victims.pdb_members:
+        covered[members] = True
+    at = np.isin(victims.node, cand)
+    if not (covered & live & at).any():
+        return _preempt_without_pdbs(victims, req, free, np.nonzero(live & at)[0])
     best: tuple[tuple[int, int, int, int, int], int, np.ndarray] | None = None
     for n in cand.tolist():
         vs = np.nonzero(live & (victims.node == n))[0]
@@ -378,6 +418,46 @@ def kube_preempt(ix: Index, victims: Victims, c: int, nodes: np.ndarray, free: n
         if best is None or key < best[0]:
             best = (key, n, gone)
     return None if best is None else (best[1], best[2])
+
+
+def _preempt_without_pdbs(victims: Victims, req: np.ndarray, free: np.ndarray, vs: np.ndarray
+                          ) -> tuple[int, np.ndarray] | None:
+    """kube_preempt over every candidate node at once when no PDB is involved: the reprieve
+    runs in lockstep, the k-th most important victim of every node at step k."""
+    order = np.lexsort((victims.pods[vs], -victims.priority[vs], victims.node[vs]))
+    vs = vs[order]
+    node = victims.node[vs]
+    starts = np.r_[0, np.nonzero(np.diff(node))[0] + 1]
+    rank = np.arange(vs.size) - np.repeat(starts, np.diff(np.r_[starts, vs.size]))
+    nodes = node[starts]
+    room = free[nodes].copy()
+    np.add.at(room, np.searchsorted(nodes, node), victims.req[vs])
+    room -= req
+    keep = np.zeros(vs.size, dtype=bool)
+    for k in range(int(rank.max()) + 1 if vs.size else 0):
+        sel = np.nonzero(rank == k)[0]
+        where = np.searchsorted(nodes, node[sel])
+        after = room[where] - victims.req[vs[sel]]
+        fits = np.all((after >= 0) | (req == 0), axis=1)
+        keep[sel[fits]] = True
+        room[where[fits]] = after[fits]
+    gone = ~keep
+    if not gone.any():
+        return None
+    g_node = node[gone]
+    g_prio = victims.priority[vs[gone]]
+    cols = np.searchsorted(nodes, g_node)
+    total = np.zeros(nodes.size, dtype=np.int64)
+    count = np.zeros(nodes.size, dtype=np.int64)
+    high = np.full(nodes.size, np.iinfo(np.int64).min)
+    np.maximum.at(high, cols, g_prio)
+    np.add.at(total, cols, g_prio)
+    np.add.at(count, cols, 1)
+    valid = count > 0
+    # kube's pickOneNodeForPreemption: lowest highest-victim priority, lowest sum, fewest
+    pick = np.lexsort((nodes[valid], count[valid], total[valid], high[valid]))[0]
+    n = int(nodes[valid][pick])
+    return n, vs[gone & (node == n)]
 
 
 # --- explanations ---------------------------------------------------------------------------

@@ -102,36 +102,6 @@ def _evicted_from_solver(mb: ModelBuilder, solver: cp_model.CpSolver) -> np.ndar
     return np.array([bool(solver.value(e)) for e in ev.evict], dtype=bool)
 
 
-def _evictions(ix: Index, counts: np.ndarray, evicted: np.ndarray,
-               placements: list[tuple[str, str]]) -> list[Eviction]:
-    """The plan's evictions, each with the agent it makes room for (the highest-priority
-    preempting agent placed on its node) and kube's reason."""
-    victims = ix.victims
-    if victims is None or not evicted.any():
-        return []
-    snap = ix.snap
-    agent_at: dict[tuple[int, str], str] = {}
-    for ref, node in placements:
-        agent_at.setdefault((int(ix.class_of[snap.agent_pos[ref]]), node), ref)
-    over = set()
-    for d, members in enumerate(victims.pdb_members):
-        if int(evicted[members].sum()) > int(victims.allowed[d]):
-            over |= {(int(v), victims.pdbs[d].ref) for v in members.tolist() if evicted[v]}
-    out = []
-    for v, c in pre.attribute(ix, victims, counts, evicted):
-        pod = snap.running[int(victims.pods[v])]
-        node = ix.node_names[int(victims.node[v])]
-        agent = agent_at[(c, node)]
-        reason = (f"{pre.EVICTION_REASON}: agentplace: preempting to accommodate a higher "
-                  f"priority pod ({agent}, priority {int(victims.agent_priority[c])} > "
-                  f"{int(victims.priority[v])})")
-        pdbs = sorted(ref for vv, ref in over if vv == v)
-        if pdbs:
-            reason += f"; exceeds the disruption budget of {', '.join(pdbs)} (--pdb best-effort)"
-        out.append(Eviction(pod.ref, node, reason, agent, int(victims.priority[v])))
-    return out
-
-
 def term_bounds(mb: ModelBuilder, obj: Objective, counts: np.ndarray, cfg: SolveConfig,
                 clock: _Clock) -> dict[str, dict[str, object]]:
     """Per weighted term, how good it could get on its own: minimise the term alone, with placed
@@ -292,7 +262,7 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
         victims = ix.victims
         gone = pre.reprieve(ix, victims, sol[0], sol[1]) if victims is not None else sol[1]
         placements = _deaggregate(ix, sol[0])
-        evictions = _evictions(ix, sol[0], gone, placements)
+        evictions = pre.evictions(ix, sol[0], gone, placements)
         triples = [(e.pod, e.node, e.agent or "") for e in evictions]
         return (sol[0], gone), placements, evictions, verify(
             placements, snap, evictions=triples, pdb_mode=cfg.pdb_mode)

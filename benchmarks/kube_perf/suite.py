@@ -15,8 +15,9 @@ from benchmarks.common import PlanCheck, check_plan
 from benchmarks.kube_perf.workloads import Built, Workload, build_objects, has_constraints
 from models import Inventory, load_documents
 from optimizer import PlanInvalidError, SolveConfig, optimize
-from optimizer.baseline import greedy
+from optimizer.baseline import counts_from_assignment, greedy, greedy_plan
 from optimizer.index import Index
+from optimizer.preemption import evictions, find_victims, reprieve
 from optimizer.snapshot import Snapshot, build_snapshot
 from optimizer.solve import prefilter
 
@@ -138,19 +139,23 @@ def run_shape(w: Workload, cfg: KubePerfConfig,
     snap = build_snapshot(inv)
     tl = lap("snapshot", tl)
     ix = Index(snap)
+    ix.victims = find_victims(ix)  # kube's DefaultPreemption in the greedy (PreemptionBasic)
     tl = lap("index", tl)
     static, _ = prefilter(ix)
     tl = lap("prefilter", tl)
-    assign = greedy(ix, static, "LeastAllocated")
+    assign, gone = greedy_plan(ix, static, "LeastAllocated")
     tl = lap("greedy", tl)
     g_pl = [(p.ref, snap.nodes[int(b)].name) for p, b in zip(snap.pending, assign, strict=True)
             if b >= 0]
-    check = check_plan(GREEDY, g_pl, snap, require_complete=False)
+    g_counts = counts_from_assignment(ix, assign)
+    g_ev = [(e.pod, e.node, e.agent or "") for e in evictions(
+        ix, g_counts, reprieve(ix, ix.victims, g_counts, gone), g_pl)]
+    check = check_plan(GREEDY, g_pl, snap, require_complete=False, evictions=g_ev)
     lap("verify", tl)
     g_wall = time.perf_counter() - t0
     res.checks.append(check)
     tp = _throughput(len(g_pl), g_wall)
-    methods[GREEDY] = {"placed": len(g_pl), "unplaced": measured - len(g_pl),
+    methods[GREEDY] = {"placed": len(g_pl), "unplaced": measured - len(g_pl), "evictions": len(g_ev),
                        "seconds": round(g_wall, 6), "throughput": tp,
                        "vs_floor": _ratio(tp, floor[0]), "verified": check.ok, "timings": g_t}
 
@@ -165,7 +170,8 @@ def run_shape(w: Workload, cfg: KubePerfConfig,
     else:
         wall = time.perf_counter() - t0
         ours_pl = [(p.agent, p.node) for p in plan.placements]
-        check = check_plan(OURS, ours_pl, snap, require_complete=False)
+        check = check_plan(OURS, ours_pl, snap, require_complete=False,
+                           evictions=plan.eviction_triples())
         res.checks.append(check)
         tp = _throughput(len(ours_pl), wall)
         reasons: dict[str, int] = {}
@@ -173,6 +179,7 @@ def run_shape(w: Workload, cfg: KubePerfConfig,
             reasons[u.reason] = reasons.get(u.reason, 0) + 1
         methods[OURS] = {
             "placed": len(ours_pl), "unplaced": measured - len(ours_pl),
+            "evictions": len(plan.evictions),
             "seconds": round(wall, 6), "throughput": tp, "vs_floor": _ratio(tp, floor[0]),
             "status": plan.status, "objective": plan.objective, "bound": plan.bound,
             "gap": plan.gap, "verified": plan.verified and check.ok,

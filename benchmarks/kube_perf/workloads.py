@@ -28,7 +28,7 @@ DEFAULT_NODE_TEMPLATE = "../templates/node-default.yaml"
 SUPPORTED_OPS = {"createNodes", "createNamespaces", "createPods"}
 HOSTNAME = "kubernetes.io/hostname"
 # rules agentplace does not implement yet: the test case is reported as skipped, never faked
-UNIMPLEMENTED = {"Preemption": "preemption: not implemented in agentplace yet"}
+UNIMPLEMENTED: dict[str, str] = {}
 
 
 @dataclass(frozen=True)

@@ -214,7 +214,7 @@ def test_parse_config_params_thresholds_and_skips(perf_data: Path):
     assert w["SchedulingBasic/5Nodes"].sizes() == {"nodes": 5, "init_pods": 5, "measure_pods": 10}
     assert w["SchedulingBasic/6Nodes_Gated"].feature_gates == {"Foo": True}
     assert w["SchedulingBasic/5Nodes"].skip_reason() is None
-    assert "preemption" in w["PreemptionBasic/5Nodes"].skip_reason()
+    assert w["PreemptionBasic/5Nodes"].skip_reason() is None  # preemption is modelled
     assert "churn" in w["SchedulingWithMixedChurn/5Nodes"].skip_reason()
     assert "node-with-name.yaml" in w["SchedulingDaemonset/5Nodes"].skip_reason()
     # smoke floor comes from the case's performance workload
@@ -291,7 +291,10 @@ def test_cli_end_to_end_on_the_fixture(perf_data: Path, tmp_path: Path, capsys):
     res = json.loads((out / "results.json").read_text())
     assert res["ok"] and res["parameters"]["time_limit"] == 5
     shapes = {s["key"]: s for s in res["shapes"]}
-    assert shapes["PreemptionBasic/5Nodes"]["skipped"]
+    pre = shapes["PreemptionBasic/5Nodes"]
+    assert not pre["skipped"]
+    for m in pre["methods"].values():  # the fixture's nodes are empty: nothing to preempt
+        assert m["placed"] == pre["measure_pods"] and m["evictions"] == 0 and m["verified"], m
     assert not shapes["SchedulingPodAntiAffinity/4Nodes"]["skipped"]
     assert (out / "results.csv").read_text().count("\n") == 3
 

@@ -57,3 +57,16 @@ def test_a_quota_rejection_says_how_much_more_quota_would_admit_it():
     (u,) = optimize(inv, SolveConfig(time_limit=5)).unplaced
     assert "exceeded quota: q" in u.reason
     assert u.counterfactual == "admitted if quota team/q allowed 2 more requests.nvidia.com/gpu"
+
+
+def test_a_spread_rejection_names_the_maxskew_that_would_admit_it():
+    web = {"app": "web"}
+    agent = pod("a", "2", labels=web)
+    agent["spec"]["topologySpreadConstraints"] = [{
+        "maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {"matchLabels": web}}]
+    inv = inventory(node("za", "8", labels={"zone": "a"}), node("zb", "1", labels={"zone": "b"}),
+                    pod("w1", "1", node_name="za", labels=web),
+                    pod("w2", "1", node_name="za", labels=web), agent)
+    (u,) = optimize(inv, SolveConfig(time_limit=5)).unplaced
+    assert u.counterfactual == "fits on za with maxSkew 3 on zone (now 1)"
