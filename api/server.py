@@ -132,16 +132,15 @@ class Service:
         out: dict[str, Any] = {"plan_id": plan_id, "request_id": request_id, "dry_run": not bind,
                                **plan.to_dict()}
         if bind:
-            if plan.evictions:
-                # the binder issues bindings only; until it evicts, the re-check against the
-                # snapshot (victims still running) sends the preempting agents back, never over-commits
-                out["warnings"] = [*out["warnings"], (
-                    f"the binder does not evict: {len(plan.evictions)} eviction(s) of this plan were not "
-                    "executed, so agents placed in the room they would free are sent back (conflict)")]
+            # the binder issues the plan's evictions first; a binding waits for those that make
+            # room for it, and a failed one sends its agent back (conflict)
             bindings = bind_plan(self.outbox, self.sink, plan, plan_id, snap, self.bind_lock)
             for b in bindings:
                 self.metrics.bindings.labels(b.state).inc()
             out["bindings"] = [_binding(b) for b in bindings]
+            out["evictions_issued"] = [
+                {"pod": e.pod, "node": e.node, "agent": e.agent, "state": e.state, "error": e.error}
+                for e in self.outbox.evictions(plan_id)]
         log.info("plan", extra={"fields": {
             "request_id": request_id, "plan_id": plan_id, "status": plan.status, "dry_run": not bind,
             "pending": n, "placed": len(plan.placements), "unplaced": len(plan.unplaced),
