@@ -297,6 +297,8 @@ def test_bind_evicts_first_then_binds(client):
         ("default/low", "default/hi", "evicted")]
     [b] = out["bindings"]
     assert b["agent"] == "default/hi" and b["state"] == "bound"
+    stored = client.get(f"/v1/plans/{out['plan_id']}").json()
+    assert [e["state"] for e in stored["evictions_issued"]] == ["evicted"]
 
 
 def test_whatif_answers_the_diff_and_checks_the_scenario(client):
