@@ -261,6 +261,11 @@ def run(
     if binder is not None:
         counts = binder.outbox.counts()
         out.print(f"binder ({sink}): " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        ev = binder.outbox.eviction_counts()
+        out.print("evictions (issued before the bindings they make room for): "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(ev.items()))
+                  + (f"; {counts['evicted']} bound agent(s) preempted by a later window"
+                     if counts.get("evicted") else ""))
 
 
 @app.command()

@@ -100,6 +100,19 @@ class BindingOut(BaseModel):
     error: str | None
 
 
+class EvictionOut(BaseModel):
+    """One eviction the binder issued (or tried to) for a plan."""
+
+    id: int
+    plan_id: str
+    pod: str
+    node: str
+    agent: str | None = Field(description="the agent the eviction makes room for")
+    state: str = Field(description="pending, issuing, evicted or failed")
+    attempts: int
+    error: str | None
+
+
 class PlanResponse(BaseModel):
     """`agentplace plan -o json`'s object plus `plan_id`, `request_id`, `dry_run` and, with
     `?bind=true`, the plan's `bindings`."""
@@ -119,6 +132,7 @@ class PlanResponse(BaseModel):
     verified: bool
     objective_terms: dict[str, Any]
     bindings: list[BindingOut] | None = None
+    evictions_issued: list[EvictionOut] | None = None
 
 
 class StoredPlanResponse(BaseModel):
@@ -128,3 +142,4 @@ class StoredPlanResponse(BaseModel):
     dry_run: bool
     plan: dict[str, Any]
     bindings: list[BindingOut]
+    evictions_issued: list[EvictionOut] = []

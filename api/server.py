@@ -48,7 +48,7 @@ from models import InputErrors
 from models.errors import format_loc
 from models.load import load_named
 from optimizer import Plan, PlanInvalidError
-from optimizer.binder import Binding, Outbox
+from optimizer.binder import Binding, Outbox, PodEviction
 from optimizer.config import ConfigError
 from optimizer.snapshot import build_snapshot
 
@@ -60,6 +60,11 @@ Authorized = Depends(require_token)
 def _binding(b: Binding) -> dict[str, Any]:
     return {"id": b.id, "plan_id": b.plan_id, "agent": b.agent, "node": b.node, "state": b.state,
             "attempts": b.attempts, "error": b.error}
+
+
+def _eviction(e: PodEviction) -> dict[str, Any]:
+    return {"id": e.id, "plan_id": e.plan_id, "pod": e.pod, "node": e.node, "agent": e.agent,
+            "state": e.state, "attempts": e.attempts, "error": e.error}
 
 
 def _errors(detail: list[dict[str, str]], message: str) -> JSONResponse:
@@ -132,16 +137,13 @@ class Service:
         out: dict[str, Any] = {"plan_id": plan_id, "request_id": request_id, "dry_run": not bind,
                                **plan.to_dict()}
         if bind:
-            if plan.evictions:
-                # the binder issues bindings only; until it evicts, the re-check against the
-                # snapshot (victims still running) sends the preempting agents back, never over-commits
-                out["warnings"] = [*out["warnings"], (
-                    f"the binder does not evict: {len(plan.evictions)} eviction(s) of this plan were not "
-                    "executed, so agents placed in the room they would free are sent back (conflict)")]
+            # the binder issues the plan's evictions first; a binding waits for those that make
+            # room for it, and a failed one sends its agent back (conflict)
             bindings = bind_plan(self.outbox, self.sink, plan, plan_id, snap, self.bind_lock)
             for b in bindings:
                 self.metrics.bindings.labels(b.state).inc()
             out["bindings"] = [_binding(b) for b in bindings]
+            out["evictions_issued"] = [_eviction(e) for e in self.outbox.evictions(plan_id)]
         log.info("plan", extra={"fields": {
             "request_id": request_id, "plan_id": plan_id, "status": plan.status, "dry_run": not bind,
             "pending": n, "placed": len(plan.placements), "unplaced": len(plan.unplaced),
@@ -216,7 +218,8 @@ def get_plan(plan_id: str, service: ServiceDep) -> dict[str, Any]:
         raise HTTPException(404, f"plan {plan_id!r} not found")
     return {"plan_id": stored.id, "request_id": stored.request_id,
             "created_at": stored.created_at.isoformat(), "dry_run": stored.dry_run, "plan": stored.plan,
-            "bindings": [_binding(b) for b in service.outbox.bindings(stored.id)]}
+            "bindings": [_binding(b) for b in service.outbox.bindings(stored.id)],
+            "evictions_issued": [_eviction(e) for e in service.outbox.evictions(stored.id)]}
 
 
 @v1.get("/bindings/{binding_id}", responses={404: {"description": "no such binding"}})

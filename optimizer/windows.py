@@ -10,6 +10,9 @@ across windows. Unplaced agents join the next window with their age.
 With a binder, each window's verified plan is submitted to the outbox (plan id = run id +
 window index, so a re-run resumes) and bound before the next window is cut; an agent the
 binder sends back (the node no longer fits) waits for the next window like an unplaced one.
+The plan's evictions go through the binder too, before the bindings they make room for: only a
+pod whose eviction the binder reports done leaves its node and queues again; an eviction that
+fails (a PodDisruptionBudget refused it) leaves the pod running and sends its agent back.
 
 Ageing (so a waiting agent is not starved): each window an agent waits raises its effective
 priority by one, capped below the next distinct priority level of the window's agents and at
@@ -29,7 +32,7 @@ from typing import Any
 
 from models import Inventory, Pod
 from models.quantity import Quantity
-from optimizer.binder import Binder, SnapshotFit
+from optimizer.binder import EVICTED, FAILED, Binder, SnapshotFit
 from optimizer.config import SolveConfig
 from optimizer.index import class_key
 from optimizer.plan import Plan
@@ -169,8 +172,8 @@ class Planner:
                         warnings=list(self.inv.warnings))
         snap = build_snapshot(inv)
         plan = optimize(snap, self.cfg.solve, warm=self._warm(agents))
-        binding, sent_back = self._bind(snap, plan)
-        self._commit(snap, plan, {p.ref: p for p in agents}, sent_back)
+        binding, sent_back, evicted = self._bind(snap, plan)
+        self._commit(snap, plan, {p.ref: p for p in agents}, sent_back, evicted)
         start = min((p.metadata.creation_timestamp for p in arrivals
                      if p.metadata.creation_timestamp), default=None)
         result = WindowResult(self.index, start, len(agents) - len(carried), len(carried), plan,
@@ -194,25 +197,31 @@ class Planner:
                 out[a.ref] = nodes.pop(0)
         return out
 
-    def _bind(self, snap: Snapshot, plan: Plan) -> tuple[dict[str, Any], set[str]]:
-        """Submit and bind the window's plan; the agents the binder sent back."""
-        if self.binder is None or not plan.placements:
-            return {}, set()
-        plan_id = self.binder.outbox.submit(plan, f"{self.run_id}-w{self.index}")
-        self.binder.fits = SnapshotFit(snap, self.binder.outbox)
+    def _bind(self, snap: Snapshot, plan: Plan) -> tuple[dict[str, Any], set[str], set[str] | None]:
+        """Submit and bind the window's plan: the agents the binder sent back, and the pods it
+        evicted (None without a binder: the plan's evictions are taken as done)."""
+        if self.binder is None or not (plan.placements or plan.evictions):
+            return {}, set(), None
+        outbox = self.binder.outbox
+        plan_id = outbox.submit(plan, f"{self.run_id}-w{self.index}")
+        self.binder.fits = SnapshotFit(snap, outbox)
         done = self.binder.run(interval=0.05)
         back = {r.agent for r in self.binder.requeued(drain=True)}
+        # read from the outbox, not from this pass: a resumed run finds them done already
+        evicted = {e.pod for e in outbox.evictions(plan_id, state=EVICTED)}
         return ({"plan_id": plan_id, "bound": done.bound, "conflict": done.conflict,
-                 "failed": done.failed, "sent_back": len(back)}, back)
+                 "failed": done.failed, "sent_back": len(back), "evicted": len(evicted),
+                 "eviction_failed": len(outbox.evictions(plan_id, state=FAILED))}, back, evicted)
 
     def _commit(self, snap: Snapshot, plan: Plan, originals: dict[str, Pod],
-                sent_back: Collection[str] = ()) -> None:
+                sent_back: Collection[str] = (), evicted_pods: Collection[str] | None = None) -> None:
         placed = {a: n for a, n in plan.assignment().items() if a not in sent_back}
         bound = [_bind(originals[a], n) for a, n in placed.items()]
         new = [p for p in bound if not originals[p.ref].metadata.uid]
         # preempted pods leave their nodes and queue again as agents (their controller would
         # recreate them); they keep their uid, so quota does not charge them a second time
-        gone = {e.pod for e in plan.evictions}
+        # (with a binder, only those whose eviction it reports done)
+        gone = {e.pod for e in plan.evictions} if evicted_pods is None else set(evicted_pods)
         evicted = [_unbind(p) for p in self.inv.pods if p.ref in gone]
         self.inv.pods = [p for p in self.inv.pods if p.ref not in gone] + bound
         self.inv.pdbs = [_disrupted(d, evicted) for d in self.inv.pdbs]

@@ -6,6 +6,13 @@ longer fits, conflict and requeue in one transaction; (2) claim it (pending -> i
 (3) call the sink; (4) mark it bound (committed). A kill between any two steps leaves a state a
 restart finishes correctly: pending is re-decided, issuing is re-issued with the same key (the
 sink makes that a no-op if it had landed), bound and conflict are done.
+
+Evictions come first: each pass issues the outbox's evictions (claim, sink, mark evicted; the
+same crash-safe steps) before any binding, and a binding whose agent still waits for an eviction
+on its node is not even handed out; with a sink that can tell (Kubernetes), it then waits until
+the evicted pods are gone, not just terminating, as kube-scheduler waits on its nominated node.
+An eviction the sink refuses (a PodDisruptionBudget) or that
+keeps failing ends failed and sends its agent back to the next window in the same transaction.
 """
 
 from __future__ import annotations
@@ -14,10 +21,21 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from models import Pod
-from optimizer.binder.outbox import CONFLICT, FAILED, ISSUING, PENDING, Binding, Outbox, Requeued
-from optimizer.binder.sinks import Sink, SinkConflict
+from optimizer.binder.outbox import (
+    CONFLICT,
+    EVICTED,
+    FAILED,
+    ISSUING,
+    PENDING,
+    Binding,
+    Outbox,
+    PodEviction,
+    Requeued,
+)
+from optimizer.binder.sinks import EvictionRefused, Sink, SinkConflict
 from optimizer.rules import RULES, NodeUsage
 from optimizer.snapshot import Snapshot
 
@@ -40,10 +58,14 @@ class PassResult:
     conflict: int = 0
     failed: int = 0
     retry: int = 0
+    waiting: int = 0  # bindings whose evicted victims are still terminating
+    evicted: int = 0
+    eviction_failed: int = 0
+    eviction_retry: int = 0
 
     @property
     def progressed(self) -> int:
-        return self.bound + self.conflict + self.failed
+        return self.bound + self.conflict + self.failed + self.evicted + self.eviction_failed
 
 
 class Binder:
@@ -52,15 +74,27 @@ class Binder:
     `issuing` row is taken to be an interrupted one of ours."""
 
     def __init__(self, outbox: Outbox, sink: Sink, fits: Fits | None = None, *,
-                 max_attempts: int = 5) -> None:
+                 max_attempts: int = 5, victim_timeout: float = 120.0) -> None:
         self.outbox = outbox
         self.sink = sink
         self.fits = fits
         self.max_attempts = max_attempts
+        # how long a binding waits for its evicted victims to be gone (a sink with `gone`,
+        # Kubernetes: graceful deletion) before its agent goes back to the next window
+        self.victim_timeout = victim_timeout
 
     def run_once(self, limit: int | None = None) -> PassResult:
-        """One pass over the work the outbox holds now (interrupted issuing rows first)."""
+        """One pass over the work the outbox holds now: evictions first, then the bindings they
+        no longer block (interrupted issuing rows first in each)."""
         out = PassResult()
+        for e in self.outbox.eviction_work(limit):
+            state = self._evict(e)
+            if state == EVICTED:
+                out.evicted += 1
+            elif state == FAILED:
+                out.eviction_failed += 1
+            elif state == ISSUING:
+                out.eviction_retry += 1
         for b in self.outbox.work(limit):
             state = self._process(b)
             if state == "bound":
@@ -71,10 +105,47 @@ class Binder:
                 out.failed += 1
             elif state == ISSUING:
                 out.retry += 1
+            elif state == "waiting":
+                out.waiting += 1
         return out
+
+    def _evict(self, e: PodEviction) -> str | None:
+        if e.state == PENDING and not self.outbox.claim_eviction(e.id):
+            return None
+        try:
+            self.sink.evict(e.namespace, e.name, e.key)
+        except EvictionRefused as exc:
+            log.warning("eviction of %s refused: %s", e.pod, exc)
+            return FAILED if self.outbox.fail_eviction(e.id, str(exc), (ISSUING,)) else None
+        except Exception as exc:
+            state = self.outbox.record_eviction_failure(e.id, f"{type(exc).__name__}: {exc}",
+                                                        self.max_attempts)
+            log.warning("eviction of %s failed (%s): %s", e.pod, state, exc)
+            return state
+        return EVICTED if self.outbox.mark_evicted(e.id) else None
+
+    def _victims_pending(self, b: Binding) -> str | None:
+        """None when every pod evicted for `b` is gone (or the sink cannot tell: it has no
+        `gone`), else the first one still there."""
+        gone = getattr(self.sink, "gone", None)
+        if gone is None:
+            return None
+        for e in self.outbox.evictions_for(b):
+            if not gone(e.namespace, e.name):
+                return e.pod
+        return None
 
     def _process(self, b: Binding) -> str | None:
         if b.state == PENDING:
+            victim = self._victims_pending(b)
+            if victim is not None:
+                since = max((t for e in self.outbox.evictions_for(b)
+                             if (t := self.outbox.evicted_at(e.id)) is not None), default=None)
+                if since is None or (datetime.now(UTC) - since).total_seconds() < self.victim_timeout:
+                    return "waiting"
+                reason = f"evicted pod {victim} still on {b.node} after {self.victim_timeout:g} s"
+                log.info("conflict: %s", reason)
+                return CONFLICT if self.outbox.mark_conflict(b.id, reason) else None
             # an issuing row is never re-checked: it may already be bound at the sink
             if self.fits is not None and not self.fits(b.agent, b.node):
                 why = getattr(self.fits, "last_reason", None)  # SnapshotFit says which rule
@@ -104,9 +175,10 @@ class Binder:
         stop = stop or threading.Event()
         while not stop.is_set():
             r = self.run_once()
-            for f in ("bound", "conflict", "failed", "retry"):
+            for f in ("bound", "conflict", "failed", "retry", "waiting", "evicted", "eviction_failed",
+                      "eviction_retry"):
                 setattr(total, f, getattr(total, f) + getattr(r, f))
-            if until_idle and not self.outbox.work(limit=1):
+            if until_idle and not self.outbox.eviction_work(limit=1) and not self.outbox.work(limit=1):
                 break
             if r.progressed == 0:
                 stop.wait(interval)
@@ -124,7 +196,9 @@ class SnapshotFit:
     `__call__(agent, node)` re-runs kube's node-local Filter rules for the agent on that node.
     Give it a fresher snapshot with `refresh` (a new `kubectl get`): pods the cluster now shows
     running are counted from the snapshot, not twice. An agent the snapshot does not show
-    pending (deleted, or bound by someone else) never fits; a node it does not show is gone."""
+    pending (deleted, or bound by someone else) never fits; a node it does not show is gone.
+    A pod whose eviction the outbox records as done no longer counts on its node (nor does an
+    agent bound there and evicted since: its binding is `evicted`), unless bound there again."""
 
     def __init__(self, snap: Snapshot, outbox: Outbox) -> None:
         self.outbox = outbox
@@ -147,10 +221,13 @@ class SnapshotFit:
         if target is None:
             return f"node {node} is not in the latest snapshot"
         usage = NodeUsage()
+        holding = self.outbox.held(node)  # an agent evicted since is no longer held
+        # evicted and not bound there again since (a preempted agent may come back)
+        gone = self.outbox.evicted(node) - set(holding)
         for p in self.snap.running:
-            if p.spec.node_name == node:
+            if p.spec.node_name == node and p.ref not in gone:
                 usage.add(p.requests())
-        for other in self.outbox.held(node):
+        for other in holding:
             if other != agent and other not in self._running and other in self._pending:
                 usage.add(self._pending[other].requests())
         for rule in self.rules:

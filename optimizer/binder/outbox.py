@@ -8,7 +8,7 @@ state instead of guessing:
     pending ──fits? no──▶ conflict (+ a requeue row, same transaction)
        │ claim (compare-and-set, committed before the sink is called)
        ▼
-    issuing ──sink ok──▶ bound
+    issuing ──sink ok──▶ bound ──a later plan's eviction of it done──▶ evicted
        │ sink says "bound elsewhere" ▶ conflict (+ requeue)
        │ sink error ▶ attempts += 1, stays issuing; after max attempts ▶ failed (+ requeue)
 
@@ -17,6 +17,11 @@ it with the same idempotency key (sha256 of plan id and agent), and every sink t
 key as a no-op, so the sink sees each (agent, plan) at most once in effect. An `issuing` row is
 never sent back through the fit check: it may already be bound, and requeueing a bound agent
 would place it twice.
+
+A plan's evictions (running pods preempted to make room for its agents) are `evictions` rows,
+written in the same transaction as its bindings, with their own small state machine (see the
+evictions section below); the binder issues them first, and a binding waits until every
+eviction for its agent on its node is done.
 
 The database is any SQLAlchemy URL; SQLite is the default (a file, nothing to start; WAL journal
 and synchronous=FULL so a commit survives a crash), PostgreSQL works through psycopg 3. The
@@ -66,9 +71,12 @@ ISSUING = "issuing"
 BOUND = "bound"
 CONFLICT = "conflict"
 FAILED = "failed"
-STATES = (PENDING, ISSUING, BOUND, CONFLICT, FAILED)
+EVICTED = "evicted"  # an eviction done; a binding: bound, then evicted by a later plan
+STATES = (PENDING, ISSUING, BOUND, CONFLICT, FAILED, EVICTED)
 LIVE = (PENDING, ISSUING, BOUND)  # states that hold (or will hold) the agent on its node
 TERMINAL = (BOUND, CONFLICT, FAILED)
+EVICTION_STATES = (PENDING, ISSUING, EVICTED, FAILED)
+NOT_DONE = (PENDING, ISSUING)  # an eviction in these states still blocks its agent's binding
 
 
 def _now() -> datetime:
@@ -79,6 +87,11 @@ def idempotency_key(plan_id: str, agent: str) -> str:
     """sha256 of (plan id, agent): the same binding always carries the same key, across restarts
     and processes, so a sink can recognise a re-issue."""
     return hashlib.sha256(f"{plan_id}\x00{agent}".encode()).hexdigest()
+
+
+def eviction_key(plan_id: str, pod: str) -> str:
+    """sha256 of (plan id, "evict", pod): never equal to a binding's key, stable across restarts."""
+    return hashlib.sha256(f"{plan_id}\x00evict\x00{pod}".encode()).hexdigest()
 
 
 def split_agent(agent: str) -> tuple[str, str]:
@@ -113,6 +126,25 @@ class BindingRow(Base):
     plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id"), index=True)
     agent: Mapped[str] = mapped_column(String(320), index=True)
     node: Mapped[str] = mapped_column(String(253))
+    state: Mapped[str] = mapped_column(String(16), index=True, default=PENDING)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class EvictionRow(Base):
+    """One eviction of one plan: the running pod `pod` on `node`, to make room for `agent` (a
+    placement of the same plan, or None). Added after bindings: `create_all` adds the table to an
+    existing database and touches nothing else."""
+
+    __tablename__ = "evictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id"), index=True)
+    pod: Mapped[str] = mapped_column(String(320), index=True)
+    node: Mapped[str] = mapped_column(String(253), index=True)
+    agent: Mapped[str | None] = mapped_column(String(320), default=None)
     state: Mapped[str] = mapped_column(String(16), index=True, default=PENDING)
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -155,6 +187,29 @@ class Binding:
 
 
 @dataclass(frozen=True)
+class PodEviction:
+    """A detached view of an evictions row."""
+
+    id: int
+    plan_id: str
+    pod: str
+    node: str
+    agent: str | None
+    state: str
+    key: str
+    attempts: int
+    error: str | None
+
+    @property
+    def namespace(self) -> str:
+        return split_agent(self.pod)[0]
+
+    @property
+    def name(self) -> str:
+        return split_agent(self.pod)[1]
+
+
+@dataclass(frozen=True)
 class Requeued:
     agent: str
     reason: str
@@ -165,6 +220,11 @@ class Requeued:
 def _view(row: BindingRow) -> Binding:
     return Binding(row.id, row.plan_id, row.agent, row.node, row.state, row.idempotency_key,
                    row.attempts, row.error)
+
+
+def _eview(row: EvictionRow) -> PodEviction:
+    return PodEviction(row.id, row.plan_id, row.pod, row.node, row.agent, row.state,
+                       row.idempotency_key, row.attempts, row.error)
 
 
 def default_url(value: str | os.PathLike[str] | None = None) -> str:
@@ -235,6 +295,9 @@ class Outbox:
         agents = [p.agent for p in plan.placements]
         if len(set(agents)) != len(agents):
             raise PlanInvalidError("refusing to bind a plan that places an agent twice")
+        victims = [e.pod for e in plan.evictions]
+        if len(set(victims)) != len(victims):
+            raise PlanInvalidError("refusing to bind a plan that evicts a pod twice")
         plan_id = plan_id or str(uuid.uuid4())
         payload = json.loads(json.dumps(plan.to_dict(), default=str))
         try:
@@ -253,6 +316,14 @@ class Outbox:
                             plan_id, p.agent),
                         state=CONFLICT if other else PENDING, attempts=0, updated_at=now,
                         error=f"agent already {other[1]} under plan {other[0]}" if other else None))
+                for e in plan.evictions:  # same transaction: never bindings without their evictions
+                    # room for an agent another plan owns would be made for nothing: not issued
+                    other = owners.get(e.agent or "")
+                    s.add(EvictionRow(plan_id=plan_id, pod=e.pod, node=e.node, agent=e.agent,
+                                      idempotency_key=eviction_key(plan_id, e.pod),
+                                      state=FAILED if other else PENDING, attempts=0, updated_at=now,
+                                      error=(f"not issued: {e.agent} is already {other[1]} under plan "
+                                             f"{other[0]}") if other else None))
         except IntegrityError:
             # a concurrent submit of the same id won the race; its transaction holds the plan
             with self._session() as s:
@@ -276,9 +347,15 @@ class Outbox:
     def work(self, limit: int | None = None) -> list[Binding]:
         """What the binder has to do, in order: interrupted `issuing` rows first (they may be
         bound already, finish them), then `pending` ones in submission order. Only bindings of
-        plans recorded as verified are ever returned."""
+        plans recorded as verified are ever returned. A binding whose agent still waits for an
+        eviction of the same plan on its node (pending or issuing: see `eviction_work`, which the
+        binder drains first) is not returned yet."""
+        blocked = (select(EvictionRow.id)
+                   .where(EvictionRow.plan_id == BindingRow.plan_id, EvictionRow.agent == BindingRow.agent,
+                          EvictionRow.node == BindingRow.node, EvictionRow.state.in_(NOT_DONE))
+                   .exists())
         stmt = (select(BindingRow).join(PlanRow, PlanRow.id == BindingRow.plan_id)
-                .where(BindingRow.state.in_((ISSUING, PENDING)), PlanRow.verified.is_(True))
+                .where(BindingRow.state.in_((ISSUING, PENDING)), PlanRow.verified.is_(True), ~blocked)
                 .order_by((BindingRow.state == PENDING).asc(), BindingRow.id))
         if limit is not None:
             stmt = stmt.limit(limit)
@@ -381,3 +458,130 @@ class Outbox:
             if moved:
                 s.add(RequeueRow(agent=row.agent, reason=reason, plan_id=row.plan_id))
             return moved
+
+    # -- evictions ----------------------------------------------------------------------------
+    #
+    #   pending ──claim──▶ issuing ──sink ok (or the pod is already gone)──▶ evicted
+    #                         │ refused (a PodDisruptionBudget) ▶ failed
+    #                         │ sink error ▶ attempts += 1; after max attempts ▶ failed
+    #
+    # An eviction that fails sends the agent it made room for back to the next window, in the
+    # same transaction (its binding, still pending, becomes conflict): no agent is lost, and none
+    # is bound onto a node whose room never came.
+
+    def eviction_work(self, limit: int | None = None) -> list[PodEviction]:
+        """Evictions to issue, in order: interrupted `issuing` ones first, then `pending` ones in
+        submission order; only of plans recorded as verified."""
+        stmt = (select(EvictionRow).join(PlanRow, PlanRow.id == EvictionRow.plan_id)
+                .where(EvictionRow.state.in_(NOT_DONE), PlanRow.verified.is_(True))
+                .order_by((EvictionRow.state == PENDING).asc(), EvictionRow.id))
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self._session() as s:
+            return [_eview(r) for r in s.scalars(stmt)]
+
+    def evictions(self, plan_id: str | None = None, state: str | None = None) -> list[PodEviction]:
+        stmt = select(EvictionRow).order_by(EvictionRow.id)
+        if plan_id is not None:
+            stmt = stmt.where(EvictionRow.plan_id == plan_id)
+        if state is not None:
+            stmt = stmt.where(EvictionRow.state == state)
+        with self._session() as s:
+            return [_eview(r) for r in s.scalars(stmt)]
+
+    def eviction_counts(self, plan_id: str | None = None) -> dict[str, int]:
+        """Evictions per state, every state present (0 when none)."""
+        stmt = select(EvictionRow.state, func.count()).group_by(EvictionRow.state)
+        if plan_id is not None:
+            stmt = stmt.where(EvictionRow.plan_id == plan_id)
+        with self._session() as s:
+            got = {str(st): int(n) for st, n in s.execute(stmt)}
+        return {st: int(got.get(st, 0)) for st in EVICTION_STATES}
+
+    def evicted(self, node: str | None = None) -> set[str]:
+        """Pods whose eviction is done (from `node` only, if given)."""
+        stmt = select(EvictionRow.pod).where(EvictionRow.state == EVICTED).distinct()
+        if node is not None:
+            stmt = stmt.where(EvictionRow.node == node)
+        with self._session() as s:
+            return {str(p) for p in s.scalars(stmt)}
+
+    def evictions_for(self, b: Binding) -> list[PodEviction]:
+        """The evictions of `b`'s plan that make room for its agent on its node."""
+        stmt = select(EvictionRow).where(EvictionRow.plan_id == b.plan_id, EvictionRow.agent == b.agent,
+                                         EvictionRow.node == b.node).order_by(EvictionRow.id)
+        with self._session() as s:
+            return [_eview(r) for r in s.scalars(stmt)]
+
+    def evicted_at(self, eviction_id: int) -> datetime | None:
+        """When the eviction was marked evicted (its last transition), timezone-aware."""
+        with self._session() as s:
+            row = s.get(EvictionRow, eviction_id)
+            if row is None or row.state != EVICTED:
+                return None
+            t = row.updated_at
+            return t if t.tzinfo is not None else t.replace(tzinfo=UTC)  # SQLite: naive UTC
+
+    def _emove(self, s: Session, eviction_id: int, from_states: Sequence[str], to: str,
+               **values: Any) -> bool:
+        res = s.execute(update(EvictionRow)
+                        .where(EvictionRow.id == eviction_id, EvictionRow.state.in_(tuple(from_states)))
+                        .values(state=to, updated_at=_now(), **values)
+                        .execution_options(synchronize_session=False))
+        return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    def claim_eviction(self, eviction_id: int) -> bool:
+        """pending -> issuing, committed before the sink is called."""
+        with self._session.begin() as s:
+            return self._emove(s, eviction_id, (PENDING,), ISSUING)
+
+    def mark_evicted(self, eviction_id: int) -> bool:
+        """issuing -> evicted; a binding that held the pod on that node (it was an agent bound
+        by an earlier plan) becomes `evicted` in the same transaction: it no longer holds the
+        node, and the agent may be planned and bound again."""
+        with self._session.begin() as s:
+            if not self._emove(s, eviction_id, (ISSUING,), EVICTED, error=None):
+                return False
+            row = s.get(EvictionRow, eviction_id)
+            assert row is not None
+            s.execute(update(BindingRow)
+                      .where(BindingRow.agent == row.pod, BindingRow.node == row.node,
+                             BindingRow.state.in_((ISSUING, BOUND)))
+                      .values(state=EVICTED, updated_at=_now(),
+                              error=f"evicted by plan {row.plan_id}")
+                      .execution_options(synchronize_session=False))
+            return True
+
+    def fail_eviction(self, eviction_id: int, reason: str, from_states: Sequence[str] = NOT_DONE,
+                      attempts_inc: int = 0) -> bool:
+        """-> failed, and in the same transaction the agent it made room for goes back to the
+        next window: its pending binding on that node becomes conflict, with a requeue row."""
+        with self._session.begin() as s:
+            row = s.get(EvictionRow, eviction_id)
+            if row is None or not self._emove(s, eviction_id, from_states, FAILED, error=reason,
+                                              attempts=row.attempts + attempts_inc):
+                return False
+            if row.agent is None:
+                return True
+            why = f"eviction of {row.pod} on {row.node} failed: {reason}"
+            waiting = s.scalars(select(BindingRow).where(
+                BindingRow.plan_id == row.plan_id, BindingRow.agent == row.agent,
+                BindingRow.node == row.node, BindingRow.state == PENDING)).all()
+            for b in waiting:
+                if self._move(s, b.id, (PENDING,), CONFLICT, error=why):
+                    s.add(RequeueRow(agent=b.agent, reason=why, plan_id=b.plan_id))
+            return True
+
+    def record_eviction_failure(self, eviction_id: int, error: str, max_attempts: int) -> str:
+        """A transient sink error on an issuing eviction: attempts += 1, it stays issuing and is
+        retried with the same key; at `max_attempts` it fails (see `fail_eviction`)."""
+        with self._session.begin() as s:
+            row = s.get(EvictionRow, eviction_id, with_for_update=True)
+            if row is None or row.state != ISSUING:
+                return row.state if row is not None else FAILED
+            attempts = row.attempts + 1
+            if attempts < max_attempts:
+                self._emove(s, eviction_id, (ISSUING,), ISSUING, attempts=attempts, error=error)
+                return ISSUING
+        self.fail_eviction(eviction_id, error, (ISSUING,), attempts_inc=1)
+        return FAILED

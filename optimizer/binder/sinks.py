@@ -1,5 +1,6 @@
-"""Where bindings go. A sink has one method, and it must be idempotent per key: the binder
-re-issues a binding whose outcome a crash hid, and the sink turns the repeat into a no-op.
+"""Where bindings and evictions go. A sink has two methods, `bind` and `evict`, each idempotent
+per key: the binder re-issues one whose outcome a crash hid, and the sink turns the repeat into a
+no-op.
 
 - `DryRunSink`: records in memory; for tests, previews, `--dry-run`.
 - `JsonlSink`: one JSON line per binding, fsynced; reads back the keys it holds when opened, so a
@@ -9,7 +10,8 @@ re-issues a binding whose outcome a crash hid, and the sink turns the repeat int
   subresource (`/api/v1/namespaces/{ns}/pods/{name}/binding`, what kube-scheduler calls). The API
   server serves both with the same handler, and refuses a second binding of a pod with 409
   Conflict: to the same node that is our own earlier binding and counts as success, to another
-  node it is a real conflict.
+  node it is a real conflict. Evictions go through the Eviction API (policy/v1,
+  `create_namespaced_pod_eviction`), which checks PodDisruptionBudgets at the API server.
 """
 
 from __future__ import annotations
@@ -37,12 +39,23 @@ class SinkConflict(Exception):
         self.bound_to = bound_to
 
 
+class EvictionRefused(Exception):
+    """The target refuses the eviction for good (for Kubernetes: 429, it would violate the pod's
+    disruption budget). The binder marks it failed at once and sends its agent back."""
+
+
 @runtime_checkable
 class Sink(Protocol):
     def bind(self, agent_ns: str, agent_name: str, node: str, key: str) -> None:
         """Bind pod `agent_ns/agent_name` to `node`. Idempotent per `key`: a repeated call with a
         key already bound must succeed without binding again. Raises `SinkConflict` when the
         binding can never succeed; any other exception is treated as transient and retried."""
+        ...
+
+    def evict(self, namespace: str, name: str, key: str) -> None:
+        """Evict running pod `namespace/name`. Idempotent per `key`, and a pod that is already
+        gone counts as evicted. Raises `EvictionRefused` when it can never succeed; any other
+        exception is treated as transient and retried."""
         ...
 
 
@@ -52,15 +65,22 @@ class DryRunSink:
 
     bindings: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     calls: int = 0
+    evictions: dict[str, tuple[str, str]] = field(default_factory=dict)
+    evict_calls: int = 0
 
     def bind(self, agent_ns: str, agent_name: str, node: str, key: str) -> None:
         self.calls += 1
         self.bindings.setdefault(key, (agent_ns, agent_name, node))
 
+    def evict(self, namespace: str, name: str, key: str) -> None:
+        self.evict_calls += 1
+        self.evictions.setdefault(key, (namespace, name))
+
 
 class JsonlSink:
-    """Appends `{"key", "agent", "node", "at"}` per binding to a file and fsyncs it before
-    returning, so a binding the outbox will mark bound is on disk first.
+    """Appends `{"key", "agent", "node", "at"}` per binding (and `{"key", "evict": "ns/name",
+    "at"}` per eviction) to a file and fsyncs it before returning, so a binding the outbox will
+    mark bound (an eviction it will mark evicted) is on disk first.
 
     On open it reads the keys already in the file. A trailing line without its newline is the
     remains of a write cut short by a crash; it was never acknowledged (fsync had not returned),
@@ -95,11 +115,16 @@ class JsonlSink:
                 self.keys.add(json.loads(line)["key"])
 
     def bind(self, agent_ns: str, agent_name: str, node: str, key: str) -> None:
+        self._append(key, {"agent": f"{agent_ns}/{agent_name}", "node": node})
+
+    def evict(self, namespace: str, name: str, key: str) -> None:
+        self._append(key, {"evict": f"{namespace}/{name}"})
+
+    def _append(self, key: str, fields: dict[str, str]) -> None:
         with self._lock:
             if key in self.keys:
                 return
-            record = {"key": key, "agent": f"{agent_ns}/{agent_name}", "node": node,
-                      "at": datetime.now(UTC).isoformat()}
+            record = {"key": key, **fields, "at": datetime.now(UTC).isoformat()}
             self._fh.write(json.dumps(record, sort_keys=True) + "\n")
             self._fh.flush()
             os.fsync(self._fh.fileno())
@@ -186,6 +211,46 @@ class KubernetesSink:
             return
         _release(resp)
 
+    def evict(self, namespace: str, name: str, key: str) -> None:
+        """POST an Eviction (policy/v1) to the pod's `eviction` subresource. The API server checks
+        the pod's PodDisruptionBudgets and answers 429 when evicting would violate one: refused
+        for good (`EvictionRefused`, with the server's message). 404: the pod is gone already,
+        which is what the eviction wanted (and what a re-issue after a crash sees)."""
+        c = self._client
+        body = c.V1Eviction(api_version="policy/v1", kind="Eviction",
+                            metadata=c.V1ObjectMeta(name=name, namespace=namespace,
+                                                    annotations={"agentplace.io/idempotency-key": key}))
+        try:
+            # _preload_content=False: the API server answers 201 with a Status, not an Eviction
+            resp = self.api.create_namespaced_pod_eviction(
+                name=name, namespace=namespace, body=body, field_manager=self.field_manager,
+                _preload_content=False, _request_timeout=self.request_timeout)
+        except c.exceptions.ApiException as e:
+            if e.status == 404:
+                log.info("pod %s/%s not found: already gone, the eviction is done", namespace, name)
+                return
+            if e.status == 429:
+                raise EvictionRefused(f"eviction of {namespace}/{name} refused: "
+                                      f"{_message(e.body) or e.reason}") from e
+            raise
+        _release(resp)
+
+    def gone(self, namespace: str, name: str) -> bool:
+        """True once the pod is deleted (404). An evicted pod is deleted gracefully: it stays,
+        terminating, for up to its grace period, and its node still counts it (the scheduler's
+        cache and the kubelet's admission) until it is gone; kube-scheduler therefore nominates
+        the preemptor and waits. The binder asks this before binding into the room, and waits."""
+        c = self._client
+        try:
+            resp = self.api.read_namespaced_pod(name=name, namespace=namespace, _preload_content=False,
+                                                _request_timeout=self.request_timeout)
+        except c.exceptions.ApiException as e:
+            if e.status == 404:
+                return True
+            raise
+        _release(resp)
+        return False
+
     def _refused(self, e: Any, ns: str, name: str, node: str) -> None:
         if e.status == 404:
             raise SinkConflict(f"pod {ns}/{name} not found: it was deleted") from e
@@ -218,6 +283,18 @@ def _assigned_in(body: Any) -> str | None:
     text = body.decode() if isinstance(body, bytes) else str(body)
     m = _ASSIGNED.search(text)
     return m.group(1) if m else None
+
+
+def _message(body: Any) -> str | None:
+    """The `message` of a Status body, if it is one."""
+    if not body:
+        return None
+    try:
+        data = json.loads(body.decode() if isinstance(body, bytes) else str(body))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    msg = data.get("message") if isinstance(data, dict) else None
+    return str(msg) if msg else None
 
 
 def _release(resp: Any) -> None:

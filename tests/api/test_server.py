@@ -287,16 +287,18 @@ def test_preemption_options_reach_the_solver_and_the_metrics(client):
     assert kept["evictions"] == [] and kept["placements"] == []
 
 
-def test_bind_does_not_pretend_to_evict(client):
-    """The binder issues bindings only: a preempting agent is sent back (its victim still runs
-    in the snapshot), and the response says why."""
+def test_bind_evicts_first_then_binds(client):
+    """The binder issues the plan's eviction, then binds the preempting agent into the room."""
     body = {"cluster": [node("n1", "2"), pod("low", "2", node_name="n1", priority=0)],
             "pending": [pod("hi", "2", priority=100)], "options": {"time_limit": 5}}
     out = client.post("/v1/optimize?bind=true", json=body).json()
     assert len(out["evictions"]) == 1
+    assert [(e["pod"], e["agent"], e["state"]) for e in out["evictions_issued"]] == [
+        ("default/low", "default/hi", "evicted")]
     [b] = out["bindings"]
-    assert b["agent"] == "default/hi" and b["state"] == "conflict" and "Insufficient cpu" in b["error"]
-    assert any("the binder does not evict" in w for w in out["warnings"])
+    assert b["agent"] == "default/hi" and b["state"] == "bound"
+    stored = client.get(f"/v1/plans/{out['plan_id']}").json()
+    assert [e["state"] for e in stored["evictions_issued"]] == ["evicted"]
 
 
 def test_whatif_answers_the_diff_and_checks_the_scenario(client):

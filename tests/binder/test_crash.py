@@ -1,11 +1,15 @@
 """The crash test: kill -9 the binder at seeded random points, restart it, and check that every
 planned agent ends bound exactly once (one line in the sink's file, state bound) or back in the
-queue (a requeue row, state conflict/failed, no line) — nothing lost, nothing doubled.
+queue (a requeue row, state conflict/failed, no line) — nothing lost, nothing doubled — and that
+every planned eviction ends issued exactly once (one line, state evicted, before the line of the
+agent it made room for) or failed (no line, its agent back in the queue).
 
-The worker (tests/binder/crash_worker.py) binds 200 placements into a JSONL file with a short
+The worker (tests/binder/crash_worker.py) evicts 10 pods (one refused, as by a PDB) and binds 200
+placements into a JSONL file with a short
 sleep on both sides of each write, so kills land in every window: before the claim, claimed but
 not written, written but not marked bound. A kill comes 1-15 bindings into a run plus a random
-fraction of one binding's cycle (so every planned kill lands, however fast the machine); about
+fraction of one binding's cycle (so every planned kill lands, however fast the machine; while
+evictions remain, the first such kill is aimed among them); about
 one in five comes instead at a random time after start, before the worker says `ready`: during
 start-up or inside the one-transaction submit.
 """
@@ -27,13 +31,15 @@ from pathlib import Path
 
 import pytest
 
-from optimizer.binder import BOUND, CONFLICT, FAILED, ISSUING, Outbox
+from optimizer.binder import BOUND, CONFLICT, EVICTED, FAILED, ISSUING, Outbox
+from tests.binder.crash_worker import REFUSED, VICTIM_NODES
 
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 N_AGENTS = 200
 PAUSE = 0.003  # seconds slept before and after each sink write
+EVICTION_LINES = len(VICTIM_NODES) - 1  # one eviction is refused: no line
 
 
 @dataclass
@@ -42,11 +48,16 @@ class CrashReport:
     kills_before_ready: int
     kills_with_issuing: int  # kills that left a binding claimed but not finished
     kills_with_unacked_write: int  # ... whose line was already in the file
+    kills_in_eviction_phase: int  # kills that left evictions still to do
+    kills_with_issuing_eviction: int  # ... one of them claimed but not finished
     runs: int
     bound: int
     requeued: int
     doubles: int
     lost: int
+    evicted: int
+    eviction_failed: int
+    double_evictions: int
 
 
 def _spawn(url: str, out: Path, plan_id: str) -> subprocess.Popen[bytes]:
@@ -88,7 +99,8 @@ def run_crash_test(url: str, out: Path, seed: int) -> CrashReport:
     rng = random.Random(seed)
     planned_kills = rng.randint(5, 10)
     plan_id = f"crash-{seed}"
-    kills = before_ready = with_issuing = unacked = runs = 0
+    kills = before_ready = with_issuing = unacked = with_issuing_eviction = in_eviction_phase = runs = 0
+    aimed = False
     deadline = time.monotonic() + 120
     while True:
         assert time.monotonic() < deadline, "the crash test did not finish in 120 s"
@@ -102,7 +114,12 @@ def run_crash_test(url: str, out: Path, seed: int) -> CrashReport:
                 assert _wait_ready(proc, 60), proc.stderr.read().decode() if proc.stderr else ""
                 # a point in the work, not in time, so every planned kill lands whatever the
                 # machine's speed; then a random phase inside one binding's cycle
-                _wait_for_lines(out, _count_lines(out) + rng.randint(1, 15), proc)
+                # the first such kill, while evictions remain (they come first), aims at them
+                have = _count_lines(out)
+                aim = not aimed and have < EVICTION_LINES
+                aimed = aimed or aim
+                step = rng.randint(1, EVICTION_LINES - have) if aim else rng.randint(1, 15)
+                _wait_for_lines(out, have + step, proc)
                 time.sleep(rng.uniform(0.0, 0.012))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
@@ -111,6 +128,8 @@ def run_crash_test(url: str, out: Path, seed: int) -> CrashReport:
                 before_ready += early
                 with Outbox(url) as ob:
                     issuing = ob.bindings(state=ISSUING)
+                    with_issuing_eviction += bool(ob.evictions(state=ISSUING))
+                    in_eviction_phase += bool(ob.eviction_work(limit=1))
                 written = {x["key"] for x in _lines(out)}
                 with_issuing += bool(issuing)
                 unacked += any(b.key in written for b in issuing)
@@ -123,7 +142,11 @@ def run_crash_test(url: str, out: Path, seed: int) -> CrashReport:
         rows = ob.bindings(plan_id)
         requeued = Counter(r.agent for r in ob.requeued())
         counts = ob.counts(plan_id)
-    written = Counter(x["agent"] for x in _lines(out, strict=True))
+        evictions = ob.evictions(plan_id)
+    lines = _lines(out, strict=True)
+    written = Counter(x["agent"] for x in lines if "agent" in x)
+    evicted_lines = Counter(x["evict"] for x in lines if "evict" in x)
+    at = {x.get("agent") or x["evict"]: i for i, x in enumerate(lines)}  # line of each record
     planned = {b.agent for b in rows}
     assert len(planned) == N_AGENTS
     assert set(written) <= planned, "the sink holds an agent no plan placed"
@@ -134,8 +157,21 @@ def run_crash_test(url: str, out: Path, seed: int) -> CrashReport:
             assert written[b.agent] == 1 and requeued[b.agent] == 0, b
         else:
             assert b.state in (CONFLICT, FAILED) and written[b.agent] == 0 and requeued[b.agent] == 1, b
-    return CrashReport(kills, before_ready, with_issuing, unacked, runs, counts[BOUND],
-                       sum(requeued.values()), len(doubles), len(lost))
+    assert len(evictions) == len(VICTIM_NODES)
+    assert set(evicted_lines) <= {e.pod for e in evictions}, "the sink evicted a pod no plan evicts"
+    for e in evictions:  # issued exactly once, before the binding it makes room for, or failed
+        if e.state == EVICTED:
+            assert evicted_lines[e.pod] == 1, e
+            assert e.agent is not None and (written[e.agent] == 0 or at[e.pod] < at[e.agent]), e
+        else:
+            assert e.state == FAILED and e.pod == REFUSED and evicted_lines[e.pod] == 0, e
+            assert written[e.agent or ""] == 0 and requeued[e.agent or ""] == 1, e
+    return CrashReport(kills, before_ready, with_issuing, unacked, in_eviction_phase,
+                       with_issuing_eviction, runs,
+                       counts[BOUND], sum(requeued.values()), len(doubles), len(lost),
+                       sum(e.state == EVICTED for e in evictions),
+                       sum(e.state == FAILED for e in evictions),
+                       sum(n > 1 for n in evicted_lines.values()))
 
 
 def _check(report: CrashReport, capsys: pytest.CaptureFixture[str]) -> None:
@@ -144,8 +180,11 @@ def _check(report: CrashReport, capsys: pytest.CaptureFixture[str]) -> None:
     assert report.doubles == 0 and report.lost == 0
     assert 5 <= report.kills <= 10
     assert report.bound + report.requeued == N_AGENTS
-    assert report.requeued == 5  # the five intruded nodes: one agent each no longer fits
+    # the five intruded nodes: one agent each no longer fits; one agent whose eviction was refused
+    assert report.requeued == 6
+    assert (report.evicted, report.eviction_failed, report.double_evictions) == (9, 1, 0)
     assert report.kills_with_issuing >= 1, "no kill landed inside a binding: widen PAUSE"
+    assert report.kills_in_eviction_phase >= 1, "no kill landed while evictions were being issued"
 
 
 def test_kill_9_at_random_points_loses_and_doubles_nothing_on_sqlite(

@@ -32,7 +32,7 @@ def test_submit_writes_one_pending_binding_per_placement_with_its_idempotency_ke
         assert [(b.agent, b.node) for b in rows] == [(p.agent, p.node) for p in plan.placements]
         assert {b.state for b in rows} == {PENDING}
         assert all(b.key == idempotency_key("w-1", b.agent) and b.attempts == 0 for b in rows)
-        assert ob.counts() == {PENDING: 12, ISSUING: 0, BOUND: 0, CONFLICT: 0, FAILED: 0}
+        assert ob.counts() == {PENDING: 12, ISSUING: 0, BOUND: 0, CONFLICT: 0, FAILED: 0, "evicted": 0}
 
 
 def test_submitting_the_same_plan_id_twice_changes_nothing(db_url: str) -> None:

@@ -197,3 +197,67 @@ def test_a_preempted_pod_leaves_its_node_queues_again_and_spends_its_pdb() -> No
     # nothing lower than it runs any more: the evicted pod waits, unplaced, with kube's reason
     assert [u.agent for u in second.plan.unplaced] == ["default/low"]
     assert second.plan.evictions == []
+
+
+def _preemption_objects() -> list[dict[str, Any]]:
+    low = pod("low", "2", node_name="n", priority=0, labels={"app": "web"})
+    budget = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+              "metadata": {"name": "web", "namespace": "default"},
+              "spec": {"selector": {"matchLabels": {"app": "web"}}},
+              "status": {"disruptionsAllowed": 1}}
+    return [node("n", "2"), node("m", "2"), low, budget,
+            pod("other", "2", node_name="m", priority=50),
+            {**pod("hi", "2", priority=100),
+             "metadata": {"name": "hi", "namespace": "default",
+                          "creationTimestamp": "2026-01-01T00:00:00Z"}}]
+
+
+def _preemption_window() -> Any:
+    return inventory(*_preemption_objects())
+
+
+def test_with_a_binder_the_eviction_is_issued_before_the_binding_and_the_pod_queues_again(tmp_path):
+    from optimizer.windows import Planner
+
+    binder = _binder(tmp_path)
+    inv = _preemption_window()
+    planner = Planner(inv, FAST, binder, run_id="p1")
+    first = planner.step(list(inv.pending))
+    assert first.binding["evicted"] == 1 and first.binding["bound"] == 1
+    assert list(binder.sink.evictions.values()) == [("default", "low")]
+    assert [e.state for e in binder.outbox.evictions()] == ["evicted"]
+    assert "default/low" in planner.waiting and "default/hi" not in planner.waiting
+    assert planner.inv.pdbs[0].status.disruptions_allowed == 0
+
+
+def test_a_refused_eviction_keeps_the_pod_running_and_the_agent_waiting(tmp_path):
+    from optimizer.binder import Binder, DryRunSink, EvictionRefused, Outbox
+    from optimizer.windows import Planner
+
+    class PdbSays429(DryRunSink):
+        def evict(self, namespace, name, key):
+            raise EvictionRefused("Cannot evict pod as it would violate the pod's disruption budget.")
+
+    binder = Binder(Outbox(tmp_path / "outbox.db"), PdbSays429())
+    inv = _preemption_window()
+    planner = Planner(inv, FAST, binder, run_id="p2")
+    first = planner.step(list(inv.pending))
+    assert [e.pod for e in first.plan.evictions] == ["default/low"]  # planned ...
+    assert first.binding["eviction_failed"] == 1 and first.binding["sent_back"] == 1
+    assert first.binding["bound"] == 0 and binder.sink.bindings == {}  # ... but not done
+    assert any(p.ref == "default/low" and p.spec.node_name == "n" for p in planner.inv.pods)
+    assert "default/hi" in planner.waiting and "default/low" not in planner.waiting
+    assert planner.inv.pdbs[0].status.disruptions_allowed == 1  # nothing was disrupted
+
+
+def test_run_bind_issues_the_eviction_before_the_binding_and_reports_it(tmp_path):
+    src = tmp_path / "cluster.json"
+    src.write_text(json.dumps({"kind": "List", "items": _preemption_objects()}))
+    out = tmp_path / "sink.jsonl"
+    res = CliRunner().invoke(app, ["run", "-f", str(src), "--time-limit", "5", "--bind",
+                                   "--db", str(tmp_path / "o.db"), "--sink", f"jsonl:{out}"])
+    assert res.exit_code == 0, res.output
+    assert "evictions (issued before the bindings they make room for): evicted 1, failed 0" in " ".join(
+        res.output.split())
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x.get("evict") or x["agent"] for x in lines][:2] == ["default/low", "default/hi"]
