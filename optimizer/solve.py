@@ -257,6 +257,9 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
             mb.evictions = pre.encode(mb, ix.victims)
         for rule in RULES:
             rule.encode(mb, ix)
+        for ext in cfg.extensions:
+            if hasattr(ext, "encode"):
+                ext.encode(mb, ix)
         obj = encode_objective(mb, cfg)
         if cfg.symmetry_breaking == "load":
             break_node_symmetry(mb)
@@ -276,6 +279,11 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
 
     heuristics = clock.run("heuristics", lambda: [base] + [
         heuristic(strategy) for strategy in (("MostAllocated", "FirstFit") if packing else ())])
+    if cfg.extensions:  # an extension's hard constraints may rule out the greedy plans
+        heuristics = [h for h in heuristics if all(
+            ext.accepts(h[0]) for ext in cfg.extensions if hasattr(ext, "accepts"))] + [
+            (counts, np.zeros_like(base_evicted)) for ext in cfg.extensions
+            if hasattr(ext, "heuristics") for counts in ext.heuristics(ix)]
     best: Solution = max(heuristics, key=lambda h: obj.value(*h))
     solver, status = _solve_cp(mb, obj, cfg, best if cfg.hint else None, clock)
     warnings = list(snap.warnings) + obj.warnings
