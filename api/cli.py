@@ -282,6 +282,8 @@ def replan(
         help="Moves out of any one node at most (hard).")] = None,
     max_moves_per_namespace: Annotated[int | None, typer.Option(
         help="Moves within any one namespace at most (hard).")] = None,
+    max_targets: Annotated[int | None, typer.Option(
+        help="Candidate target nodes per movable agent (default: all on small windows).")] = None,
     output: Annotated[Output, typer.Option("-o", "--output")] = Output.table,
     profile: Annotated[str | None, typer.Option(
         help="Objective profile: balanced, cost, pack, or one from --profiles.")] = None,
@@ -297,7 +299,8 @@ def replan(
     from optimizer.replan import replan as run_replan
 
     for name, value in (("--max-moves", max_moves), ("--max-moves-per-node", max_moves_per_node),
-                        ("--max-moves-per-namespace", max_moves_per_namespace)):
+                        ("--max-moves-per-namespace", max_moves_per_namespace),
+                        ("--max-targets", max_targets)):
         if value is not None and value < 0:
             typer.echo(f"error: {name} {value}: must be an integer >= 0", err=True)
             raise typer.Exit(2)
@@ -308,6 +311,7 @@ def replan(
     cfg = ReplanConfig(
         max_moves=max_moves, max_moves_per_node=max_moves_per_node,
         max_moves_per_namespace=max_moves_per_namespace, move_weight=move_weight,
+        max_targets=max_targets,
         solve=SolveConfig(time_limit=time_limit, workers=workers, seed=seed, profile=profile,
                           profiles_file=profiles))
     try:

@@ -38,7 +38,7 @@ from models import Inventory, Pod
 from optimizer.config import SolveConfig
 from optimizer.index import Index
 from optimizer.model import ModelBuilder
-from optimizer.plan import Plan
+from optimizer.plan import Plan, PlanInvalidError
 from optimizer.preemption import lost_minutes, pdb_matches
 from optimizer.pricing import MICRO, pricing_for
 from optimizer.rules import pod_affinity as pa
@@ -54,6 +54,9 @@ CURRENT_NODE = "agentplace.io/current-node"
 PIN_ANNOTATIONS = ("agentplace.io/do-not-disrupt", "karpenter.sh/do-not-disrupt")
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 SURGE_SUFFIX = "-replan-surge"
+# rules whose violation in the current state moves may repair (they count other pods)
+AUTO_PAIRS = 8_000  # movable classes x nodes beyond which target nodes are narrowed
+REPAIRABLE = frozenset({"PodTopologySpread", "InterPodAffinity", "BindingOrder"})
 
 
 class ReplanError(ValueError):
@@ -67,13 +70,16 @@ class ReplanConfig:
     max_moves_per_namespace: int | None = None
     solve: SolveConfig = field(default_factory=SolveConfig)
     rounds: int = 3  # solves at most, when moves cannot be ordered and are pinned
+    # candidate target nodes per movable agent besides its own: None = every node while the
+    # model stays small (AUTO_PAIRS), else that many (half the most loaded, half the least)
+    max_targets: int | None = None
     # weight of the disruption (`preemption`) term unless the solve's weights set it: low, so
     # that a node freed or a cheaper placement is worth a few moves; the budgets are the hard
     # limit and any positive weight still rules out moves that gain nothing
     move_weight: float = 0.1
 
     def check(self) -> None:
-        for name in ("max_moves", "max_moves_per_node", "max_moves_per_namespace"):
+        for name in ("max_moves", "max_moves_per_node", "max_moves_per_namespace", "max_targets"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
                 raise ReplanError(f"--{name.replace('_', '-')} {v!r}: must be an integer >= 0")
@@ -187,6 +193,7 @@ class Moves:
         self.cfg = cfg
         self.damage = damage  # agent ref -> 1 + lost minutes
         self.ix: Index | None = None
+        self.hints: list[tuple[cp_model.IntVar, Any]] = []  # read by optimize after encode
 
     def classes(self, ix: Index) -> list[tuple[int, int, np.ndarray]]:
         """(class, current node, ascending prefix sums of its members' move costs)."""
@@ -223,6 +230,32 @@ class Moves:
                             max(0, pdb.status.disruptions_allowed), cs))
         return out
 
+    def prefilter(self, ix: Index) -> np.ndarray | None:
+        """Narrow each movable class's target nodes on a large window (see max_targets):
+        its own node, plus the most and the least loaded nodes counting every running pod."""
+        mv = self.classes(ix)
+        k = self.cfg.max_targets
+        if k is None:
+            if len(mv) * ix.num_nodes <= AUTO_PAIRS:
+                return None
+            k = max(4, AUTO_PAIRS // max(1, len(mv)))
+        if k >= ix.num_nodes:
+            return None
+        load = ix.used.astype(np.float64)
+        for c, n, _ in mv:
+            load[n] += ix.req[c] * ix.class_size[c]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(ix.alloc > 0, load / np.maximum(ix.alloc, 1), 0.0).max(axis=1)
+        order = np.argsort(-share, kind="stable")
+        keep = np.zeros(ix.num_nodes, dtype=bool)
+        keep[order[: (k + 1) // 2]] = True
+        keep[order[ix.num_nodes - k // 2:]] = True
+        mask = np.ones((ix.num_classes, ix.num_nodes), dtype=bool)
+        for c, n, _ in mv:
+            mask[c] = keep
+            mask[c, n] = True
+        return mask
+
     def encode(self, mb: ModelBuilder, ix: Index) -> None:
         self.ix = ix
         model = mb.model
@@ -240,6 +273,10 @@ class Moves:
             cost = model.new_int_var(0, int(prefix[-1]), f"move_cost_{c}")
             model.add_element(m, [int(v) for v in prefix], cost)
             costs.append(cost)
+            size_n = (size, n)
+            self.hints += [(m, lambda counts, c=c, sn=size_n: int(sn[0] - counts[c, sn[1]])),
+                           (cost, lambda counts, c=c, sn=size_n, pr=prefix:
+                            int(pr[int(sn[0] - counts[c, sn[1]])]))]
             mb.count_constraint("replan moves", 3)
         for _, limit, cs in self.groups(ix):
             if sum(int(ix.class_size[c]) for c in cs) > limit:
@@ -282,7 +319,9 @@ def replan(inv: Inventory, cfg: ReplanConfig | None = None) -> ReplanResult:
     cfg = cfg or ReplanConfig()
     cfg.check()
     # moves, not evictions, are the disruption
-    solve_cfg = replace(cfg.solve, preemption=False,
+    # nodes holding movable agents are never interchangeable (a move's cost depends on the node
+    # the agent runs on): no node symmetry breaking
+    solve_cfg = replace(cfg.solve, preemption=False, symmetry_breaking="off",
                         weights={"preemption": cfg.move_weight, **cfg.solve.weights})
     now = solve_cfg.now or datetime.now(UTC)
     warnings: list[str] = []
@@ -297,15 +336,25 @@ def replan(inv: Inventory, cfg: ReplanConfig | None = None) -> ReplanResult:
         if pod.spec.node_name not in node_names:
             pinned.setdefault(pod.ref, "bound to a node not in the input")
     rounds = 0
+    repair = True  # first try to repair spread / affinity the current state breaks
     while True:
         rounds += 1
-        _pin_invalid_stays(inv, pinned)
+        _pin_invalid_stays(inv, pinned, static_only=repair)
         movable = [p for p in running if p.ref not in pinned]
         damage = {p.ref: 1 + lost_minutes(p, now) for p in movable}
         ext = Moves(cfg, damage)
         window = _with_pods(inv, [p for p in running if p.ref in pinned]
                             + [_as_agent(p) for p in movable] + inv.pending)
-        plan = optimize(window, replace(solve_cfg, extensions=(*solve_cfg.extensions, ext)))
+        try:
+            plan = optimize(window, replace(solve_cfg, extensions=(*solve_cfg.extensions, ext)))
+        except PlanInvalidError as exc:
+            if not repair:
+                raise
+            # the budgets cannot repair what the current state breaks: keep those pods
+            warnings.append(f"round {rounds}: the current state breaks a rule the move budgets "
+                            f"cannot repair ({str(exc)[:200]}): its pods pinned, solved again")
+            repair = False
+            continue
         assert ext.ix is not None
         target = _assign(plan, ext.ix, damage)
         origin = {p.ref: p.spec.node_name or "" for p in movable}
@@ -335,10 +384,12 @@ def replan(inv: Inventory, cfg: ReplanConfig | None = None) -> ReplanResult:
                         warnings + plan.warnings, rounds)
 
 
-def _pin_invalid_stays(inv: Inventory, pinned: dict[str, str]) -> None:
+def _pin_invalid_stays(inv: Inventory, pinned: dict[str, str], static_only: bool = False
+                       ) -> None:
     """Pin movable pods whose staying put fails a Filter today (e.g. a taint added after they
     started; kube does not evict for that): the all-stay plan must be valid, it is the
-    zero-move fallback."""
+    zero-move fallback. With `static_only`, violations of the rules that count other pods
+    (spread, inter-pod affinity) pin no one: the solve may repair them by moving pods."""
     running = inv.running
     for _ in range(len(running) + 1):
         movable = [p for p in running if p.ref not in pinned]
@@ -348,6 +399,8 @@ def _pin_invalid_stays(inv: Inventory, pinned: dict[str, str]) -> None:
                             + [_as_agent(p) for p in movable])
         snap = build_snapshot(window)
         bad = verify([(p.ref, p.spec.node_name or "") for p in movable], snap)
+        if static_only:
+            bad = [v for v in bad if v.rule not in REPAIRABLE]
         if not bad:
             return
         refs = {p.ref for p in movable}

@@ -246,6 +246,10 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
     ix.victims = clock.run("victims", lambda: pre.find_victims(ix, cfg.preemption, cfg.pdb_mode,
                                                                 cfg.now))
     static, full = clock.run("prefilter", lambda: prefilter(ix))
+    for ext in cfg.extensions:  # an extension may narrow the candidate pairs further
+        mask = ext.prefilter(ix) if hasattr(ext, "prefilter") else None
+        if mask is not None:
+            static, full = static & mask, full & mask
     base_nodes, base_evicted = clock.run("baseline", lambda: greedy_plan(ix, static, cfg.strategy))
     base: Solution = (counts_from_assignment(ix, base_nodes), base_evicted)
 
@@ -261,6 +265,8 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
             if hasattr(ext, "encode"):
                 ext.encode(mb, ix)
         obj = encode_objective(mb, cfg)
+        for ext in cfg.extensions:  # (var, value(counts)) hints for the extension's variables
+            obj.hints += getattr(ext, "hints", [])
         if cfg.symmetry_breaking == "load":
             break_node_symmetry(mb)
         elif cfg.symmetry_breaking == "auto" and mb.open_flags:

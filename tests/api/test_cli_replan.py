@@ -49,6 +49,7 @@ def test_replan_table(fleet: Path) -> None:
     (["--max-moves", "-1"], "--max-moves -1: must be an integer >= 0"),
     (["--max-moves-per-node", "-3"], "--max-moves-per-node -3: must be an integer >= 0"),
     (["--max-moves-per-namespace", "-1"], "--max-moves-per-namespace -1"),
+    (["--max-targets", "-1"], "--max-targets -1: must be an integer >= 0"),
     (["--move-weight", "-0.5"], "--move-weight -0.5: must be >= 0"),
     (["--profile", "nope"], "profile 'nope': not found"),
 ])

@@ -207,3 +207,73 @@ def test_bad_options() -> None:
         replan(inventory(*spread_out(2)), ReplanConfig(max_moves=-1))
     with pytest.raises(ReplanError, match="--max-moves-per-node"):
         replan(inventory(*spread_out(2)), ReplanConfig(max_moves_per_node=-2))
+
+
+def zoned_nodes(n: int = 3) -> list[dict[str, Any]]:
+    return [node(f"n{i}", labels={"topology.kubernetes.io/zone": f"z{i}"}) for i in range(n)]
+
+
+def spread_pod(name: str, on: str) -> dict[str, Any]:
+    d = owned(pod(name, "1", node_name=on, labels={"app": "web"}))
+    d["spec"]["topologySpreadConstraints"] = [{
+        "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+        "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "web"}}}]
+    return d
+
+
+def test_moves_repair_a_broken_spread() -> None:
+    """Three pods of a zone-spread app all in one zone (skew 3, e.g. after a zone outage):
+    two moves bring the skew to 0, and the why says so."""
+    inv = inventory(*zoned_nodes(), *[spread_pod(f"w{i}", "n0") for i in range(3)])
+    result = run(inv, max_moves=2, solve=FAST)
+    assert sorted(m.target for m in result.moves) == ["n1", "n2"]
+    assert all("spread skew over topology.kubernetes.io/zone 3 -> 0" in m.why for m in result.moves)
+    replay(inv, result)
+
+
+def test_unrepairable_spread_pins_and_solves_again() -> None:
+    inv = inventory(*zoned_nodes(), *[spread_pod(f"w{i}", "n0") for i in range(3)])
+    result = run(inv, max_moves=1, solve=FAST)
+    assert result.moves == [] and result.rounds == 2
+    assert "PodTopologySpread" in result.pinned["default/w0"]
+
+
+def test_quota_without_room_for_a_surge_pod_breaks_before_making() -> None:
+    """A ResourceQuota at its pod count leaves no room for a make-before-break replacement
+    (a new pod is charged): the move evicts first, then binds."""
+    quota = {"apiVersion": "v1", "kind": "ResourceQuota",
+             "metadata": {"name": "q", "namespace": "default"},
+             "spec": {"hard": {"pods": "2"}}, "status": {"hard": {"pods": "2"}, "used": {"pods": "2"}}}
+    inv = inventory(*spread_out(2), quota)
+    result = run(inv, max_moves=1)
+    assert [s.action for s in result.steps] == ["evict", "bind"]
+    assert result.moves[0].mode == "break-before-make"
+
+
+def test_unorderable_moves_are_pinned_and_solved_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the moves of a solve cannot be ordered, their agents are pinned and the window is
+    solved again (the ordering is forced to fail once here)."""
+    import optimizer.replan as rp
+
+    real, calls = rp.order_moves, []
+
+    def once(*args: Any) -> rp.Order:
+        calls.append(1)
+        out = real(*args)
+        return rp.Order(out.steps, out.modes, sorted(args[3])) if len(calls) == 1 else out
+    monkeypatch.setattr(rp, "order_moves", once)
+    result = run(inventory(*spread_out(3)), max_moves=5)
+    assert result.rounds == 2 and len(calls) == 2
+    blocked = [a for a, why in result.pinned.items() if "could not be ordered" in why]
+    assert len(blocked) == 2 and not {m.agent for m in result.moves} & set(blocked)
+
+
+def test_narrowed_targets_stay_valid() -> None:
+    """max_targets narrows where a movable agent may go (its own node stays allowed)."""
+    inv = inventory(*spread_out(6))
+    result = run(inv, max_moves=10, max_targets=2)
+    assert len({m.target for m in result.moves}) <= 2
+    assert len(result.freed_nodes) >= 4
+    replay(inv, result)
+    with pytest.raises(ReplanError, match="--max-targets -1"):
+        run(inv, max_targets=-1)
