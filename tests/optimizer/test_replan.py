@@ -277,3 +277,21 @@ def test_narrowed_targets_stay_valid() -> None:
     replay(inv, result)
     with pytest.raises(ReplanError, match="--max-targets -1"):
         run(inv, max_targets=-1)
+
+
+def test_readme_example_fleet_frees_five_nodes() -> None:
+    """README's example: the running part of examples/fleet, pack, 5 moves."""
+    from pathlib import Path
+
+    from models import load_paths
+
+    fleet = Path(__file__).parents[2] / "examples" / "fleet"
+    inv = load_paths([fleet / f for f in ("nodes.yaml", "running.yaml", "policies.yaml",
+                                           "pricing.yaml")])
+    result = run(inv, max_moves=5)
+    assert len(result.moves) == 5 and len(result.freed_nodes) == 5
+    assert all(m.why[0].startswith("frees node") for m in result.moves)
+    assert result.spend_per_hour is not None and result.spend_per_hour["currency"] == "USD"
+    # the unowned pod and the pod on the cordoned node never move
+    assert not {m.agent for m in result.moves} & set(result.pinned)
+    replay(inv, result)
