@@ -332,9 +332,14 @@ def replan(inv: Inventory, cfg: ReplanConfig | None = None) -> ReplanResult:
         if reason:
             pinned[pod.ref] = reason
     node_names = {n.name for n in inv.nodes}
+    # Karpenter reads its do-not-disrupt annotation on nodes too: nothing leaves such a node
+    held = {n.name: key for n in inv.nodes for key in PIN_ANNOTATIONS
+            if n.metadata.annotations.get(key, "").lower() == "true"}
     for pod in running:
         if pod.spec.node_name not in node_names:
             pinned.setdefault(pod.ref, "bound to a node not in the input")
+        elif pod.spec.node_name in held:
+            pinned.setdefault(pod.ref, f"its node is annotated {held[pod.spec.node_name]}=true")
     rounds = 0
     repair = True  # first try to repair spread / affinity the current state breaks
     while True:

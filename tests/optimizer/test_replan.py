@@ -103,6 +103,15 @@ def test_pinned_pods_never_move(key: str) -> None:
     assert len(result.freed_nodes) == 1
 
 
+def test_pinned_node_keeps_its_pods() -> None:
+    objs = spread_out(3)
+    objs[1]["metadata"]["annotations"] = {"karpenter.sh/do-not-disrupt": "true"}
+    objs[2]["metadata"]["annotations"] = {"agentplace.io/do-not-disrupt": "true"}
+    result = run(inventory(*objs), max_moves=5)
+    assert {m.agent for m in result.moves} <= {"default/p0"}
+    assert result.pinned["default/p1"] == "its node is annotated karpenter.sh/do-not-disrupt=true"
+
+
 def test_unowned_daemonset_and_terminating_pods_stay() -> None:
     objs = spread_out(2)
     objs.append(node("n2", "8"))
