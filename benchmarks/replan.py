@@ -26,7 +26,7 @@ from optimizer.config import SolveConfig
 from optimizer.replan import ReplanConfig, _state, _step_ok, pin_reason, replan
 
 
-def cluster(nodes: int, pods: int, seed: int) -> Inventory:
+def cluster(nodes: int, pods: int, seed: int, sizes: tuple[int, ...] = (1, 2, 3, 4)) -> Inventory:
     rng = random.Random(seed)
     docs: list[dict[str, Any]] = []
     for i in range(nodes):
@@ -36,7 +36,7 @@ def cluster(nodes: int, pods: int, seed: int) -> Inventory:
                                              "topology.kubernetes.io/zone": f"z{i % 3}"}},
             "status": {"capacity": alloc, "allocatable": alloc}})
     for j in range(pods):
-        requests = {"cpu": str(rng.choice([1, 2, 3, 4])), "memory": f"{rng.choice([2, 4, 8])}Gi"}
+        requests = {"cpu": str(rng.choice(sizes)), "memory": f"{rng.choice([2, 4, 8])}Gi"}
         docs.append({"apiVersion": "v1", "kind": "Pod", "metadata": {
             "name": f"p{j:04d}", "namespace": f"ns{j % 5}", "uid": f"uid-{j}",
             "labels": {"app": f"a{j % 20}"},
@@ -99,10 +99,11 @@ def main() -> None:
     ap.add_argument("--pods", type=int, default=120)
     ap.add_argument("--budgets", default="5,10,20")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--sizes", default="1,2,3,4", help="cpu requests drawn from, comma-separated")
     ap.add_argument("--time-limit", type=float, default=10.0)
     ap.add_argument("--out", type=Path, default=Path("bench-out"))
     args = ap.parse_args()
-    inv = cluster(args.nodes, args.pods, args.seed)
+    inv = cluster(args.nodes, args.pods, args.seed, tuple(int(x) for x in args.sizes.split(",")))
     rows = []
     for budget in [int(b) for b in args.budgets.split(",")]:
         t = time.perf_counter()
@@ -117,7 +118,8 @@ def main() -> None:
               f"{greedy['freed']} nodes freed ({greedy['seconds']} s)")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "replan.json").write_text(json.dumps(
-        {"nodes": args.nodes, "pods": args.pods, "seed": args.seed, "rows": rows}, indent=2))
+        {"nodes": args.nodes, "pods": args.pods, "seed": args.seed, "sizes": args.sizes,
+         "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":
