@@ -474,6 +474,94 @@ def sweep(
         raise typer.Exit(3)
 
 
+@app.command()
+def replan(
+    filename: Files,
+    max_moves: Annotated[int, typer.Option(help="Moves of running agents at most (hard).")] = 10,
+    max_moves_per_node: Annotated[int | None, typer.Option(
+        help="Moves out of any one node at most (hard).")] = None,
+    max_moves_per_namespace: Annotated[int | None, typer.Option(
+        help="Moves within any one namespace at most (hard).")] = None,
+    max_targets: Annotated[int | None, typer.Option(
+        help="Candidate target nodes per movable agent (default: all on small windows).")] = None,
+    output: Annotated[Output, typer.Option("-o", "--output")] = Output.table,
+    profile: Annotated[str | None, typer.Option(
+        help="Objective profile: balanced, cost, pack, or one from --profiles.")] = None,
+    move_weight: Annotated[float, typer.Option(
+        help="Weight of the disruption term (1 per move + minutes of lost work).")] = 0.1,
+    time_limit: Annotated[float, typer.Option(help="Solver time limit, seconds.", min=0.01)] = 10.0,
+    workers: Annotated[int, typer.Option(help="CP-SAT search workers.", min=1)] = 2,
+    seed: Annotated[int, typer.Option(help="Solver random seed.")] = 0,
+    profiles: Annotated[Path | None, typer.Option(help="A profiles YAML file.")] = None,
+) -> None:
+    """Re-optimise running and pending agents together: an ordered migration plan (dry run)."""
+    from optimizer.replan import ReplanConfig, ReplanError
+    from optimizer.replan import replan as run_replan
+
+    for name, value in (("--max-moves", max_moves), ("--max-moves-per-node", max_moves_per_node),
+                        ("--max-moves-per-namespace", max_moves_per_namespace),
+                        ("--max-targets", max_targets)):
+        if value is not None and value < 0:
+            typer.echo(f"error: {name} {value}: must be an integer >= 0", err=True)
+            raise typer.Exit(2)
+    if move_weight < 0:
+        typer.echo(f"error: --move-weight {move_weight}: must be >= 0", err=True)
+        raise typer.Exit(2)
+    inv = _load(filename)
+    cfg = ReplanConfig(
+        max_moves=max_moves, max_moves_per_node=max_moves_per_node,
+        max_moves_per_namespace=max_moves_per_namespace, move_weight=move_weight,
+        max_targets=max_targets,
+        solve=SolveConfig(time_limit=time_limit, workers=workers, seed=seed, profile=profile,
+                          profiles_file=profiles))
+    try:
+        result = run_replan(inv, cfg)
+    except (ConfigError, ReplanError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except PlanInvalidError as exc:
+        typer.echo(f"internal error: plan failed verification: {exc}", err=True)
+        raise typer.Exit(3) from None
+    if output is not Output.table:
+        _dump(result.to_dict(), output)
+        return
+    _replan_table(result)
+
+
+def _replan_table(result: Any) -> None:
+    from optimizer.replan import summary
+
+    m = Table(title=f"Migration plan ({len(result.moves)} moves, {len(result.steps)} steps)")
+    for col in ("step", "action", "agent", "from", "to"):
+        m.add_column(col)
+    m.add_column("why", overflow="fold")
+    why = {x.agent: "; ".join(x.why) for x in result.moves}
+    places = [s for s in result.steps if s.action == "place"]
+    for s in result.steps:
+        if s.action != "place":
+            m.add_row(str(s.step), s.action, s.agent, s.source or "", s.target or "",
+                      why.get(s.agent, s.note) if s.action in ("move", "evict") else s.note)
+    if places:  # listed one by one in -o json
+        m.add_row(f"{places[0].step}-{places[-1].step}", "place", f"{len(places)} pending agents",
+                  "", "see Placements", "bound last, against the final state")
+    out.print(m)
+    _plan_table(result.plan)
+    s = Table(title="Re-plan", show_header=False)
+    fig = summary(result)
+    s.add_row("moves", f"{fig['moves']} ({fig['make_before_break']} make-before-break, "
+                       f"{fig['break_before_make']} break-before-make)")
+    s.add_row("freed nodes", ", ".join(fig["freed_nodes"]) or "none")
+    for name, b in result.budgets.items():
+        s.add_row(name, f"{b['used']} of {b['limit']}")
+    if result.spend_per_hour:
+        sp = result.spend_per_hour
+        s.add_row("spend of moved-or-kept agents", f"{sp['before']} -> {sp['after']} "
+                                                   f"{sp['currency']}/h (assumed prices)")
+    s.add_row("pinned running pods", str(fig["pinned"]))
+    s.add_row("every step verified", "yes" if result.steps_verified else "NO")
+    out.print(s)
+
+
 def _binder(db: str | None, sink: str) -> Any:
     from api.binding import make_sink
     from optimizer.binder import Binder, Outbox

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 
@@ -44,6 +44,10 @@ class SolveConfig:
     # the clock lost work is measured against (victims' checkpoints); None: the wall clock
     now: datetime | None = None
     log_search: bool = False
+    # extensions of one solve (e.g. optimizer/replan.py's move budgets): objects with optional
+    # hooks encode(mb, ix) after the rules, heuristics(ix) -> extra [cls, node] count hints, and
+    # accepts(counts) -> bool, which a heuristic plan must pass to be a hint or the fallback
+    extensions: tuple[Any, ...] = ()
     extra_parameters: dict[str, object] = field(default_factory=dict)
 
 

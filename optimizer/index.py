@@ -86,6 +86,8 @@ def class_key(pod: Pod, priority: int) -> str:
         "prio": priority,
         "tokens": pod.metadata.annotations.get("agentplace.io/tokens-per-hour"),
         "base_priority": pod.metadata.annotations.get("agentplace.io/base-priority"),
+        # replan: a running agent's node (staying there is not a move)
+        "current_node": pod.metadata.annotations.get("agentplace.io/current-node"),
         "spec": spec,
         # ResourceQuota: a pod that exists (has a uid) is already charged; new agents are
         # charged by limits too, by priorityClassName and deadline (scopes), and must name

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ortools.sat.python import cp_model
@@ -34,6 +34,8 @@ class ModelBuilder:
     symmetry_groups: list[list[int]] = field(default_factory=list)
     open_flags: dict[int, cp_model.IntVar] = field(default_factory=dict)  # set by the pack term
     evictions: EvictionVars | None = None  # set by preemption.encode before the rules encode
+    # extra disruption for the `preemption` term, added by extensions: (expr, evaluate(counts), max)
+    damage: list[tuple[cp_model.LinearExprT, Any, int]] = field(default_factory=list)
     _pairs_of_node: dict[int, np.ndarray] | None = None
 
     def build_variables(self) -> None:

@@ -293,8 +293,9 @@ def _preemption(mb: ModelBuilder, weight: float) -> Term:
     in best-effort PDB mode each eviction beyond a budget costs more than all of those."""
     victims, ev = mb.ix.victims, mb.evictions
     if victims is None or ev is None or not len(victims):
-        return Term("preemption", "evictions + minutes of lost work (no victims this window)",
+        term = Term("preemption", "evictions + minutes of lost work (no victims this window)",
                     weight, 0, lambda counts: 0)
+        return _with_damage(mb, term)
     damage = victims.damage
     big = int(damage.sum()) + 1
     members = sum(int(m.size) for m in victims.pdb_members)
@@ -313,6 +314,20 @@ def _preemption(mb: ModelBuilder, weight: float) -> Term:
     if weight > 0:
         term.expr = (cp_model.LinearExpr.weighted_sum(ev.evict, damage.tolist())
                      + big * cp_model.LinearExpr.sum(ev.excess))
+    return _with_damage(mb, term)
+
+
+def _with_damage(mb: ModelBuilder, term: Term) -> Term:
+    """Add the extensions' disruption (mb.damage, e.g. replan's moves) to the term."""
+    if not mb.damage:
+        return term
+    base, parts = term.evaluate, list(mb.damage)
+    term.evaluate = lambda counts: base(counts) + sum(int(f(counts)) for _, f, _ in parts)
+    term.max_value += sum(int(m) for _, _, m in parts)
+    term.description += "; + moves of running agents: 1 per move + minutes of lost work"
+    if term.weight > 0:
+        extra = sum(e for e, _, _ in parts)
+        term.expr = extra if term.expr is None else term.expr + extra
     return term
 
 

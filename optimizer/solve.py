@@ -220,6 +220,10 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None,
     ix.victims = clock.run("victims", lambda: pre.find_victims(ix, cfg.preemption, cfg.pdb_mode,
                                                                 cfg.now))
     static, full = clock.run("prefilter", lambda: prefilter(ix))
+    for ext in cfg.extensions:  # an extension may narrow the candidate pairs further
+        mask = ext.prefilter(ix) if hasattr(ext, "prefilter") else None
+        if mask is not None:
+            static, full = static & mask, full & mask
     base_nodes, base_evicted = clock.run("baseline", lambda: greedy_plan(ix, static, cfg.strategy))
     base: Solution = (counts_from_assignment(ix, base_nodes), base_evicted)
 
@@ -231,7 +235,12 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None,
             mb.evictions = pre.encode(mb, ix.victims)
         for rule in RULES:
             rule.encode(mb, ix)
+        for ext in cfg.extensions:
+            if hasattr(ext, "encode"):
+                ext.encode(mb, ix)
         obj = encode_objective(mb, cfg)
+        for ext in cfg.extensions:  # (var, value(counts)) hints for the extension's variables
+            obj.hints += getattr(ext, "hints", [])
         if cfg.symmetry_breaking == "load":
             break_node_symmetry(mb)
         elif cfg.symmetry_breaking == "auto" and mb.open_flags:
@@ -262,6 +271,13 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None,
 
         heuristics.append(clock.run("heuristics", warmed))
         names.append("warm")
+    if cfg.extensions:  # an extension's hard constraints may rule out the greedy plans
+        kept = [i for i, h in enumerate(heuristics) if all(
+            ext.accepts(h[0]) for ext in cfg.extensions if hasattr(ext, "accepts"))]
+        extra = [(counts, np.zeros_like(base_evicted)) for ext in cfg.extensions
+                 if hasattr(ext, "heuristics") for counts in ext.heuristics(ix)]
+        names = [names[i] for i in kept] + [f"extension-{k}" for k in range(len(extra))]
+        heuristics = [heuristics[i] for i in kept] + extra
     pick = max(range(len(heuristics)), key=lambda i: obj.value(*heuristics[i]))
     best: Solution = heuristics[pick]
     solver, status = _solve_cp(mb, obj, cfg, best if cfg.hint else None, clock)
