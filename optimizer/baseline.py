@@ -80,6 +80,10 @@ def greedy(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAllocated",
     first feasible node by name instead of scoring (with a decreasing `order`: FFD).
     A rule with `all_or_nothing(ix)` (gangs) has its groups placed consecutively from their
     first member on, and rolled back whole when fewer than needed fit."""
+    from optimizer.fastgreedy import greedy_local, is_local  # late: the rules import this module
+
+    if rules is RULES and is_local(ix):  # same answer, heap per class instead of node scans
+        return greedy_local(ix, static_mask, strategy, order)
     hooks = [h for rule in rules if (h := getattr(rule, "admits", None)) is not None]
     groups = [g(ix) for rule in rules if (g := getattr(rule, "all_or_nothing", None)) is not None]
     free = ix.free.copy()  # [node, res]
