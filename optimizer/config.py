@@ -39,6 +39,9 @@ class SolveConfig:
     preemption: bool = True  # accepted now, takes effect once preemption exists
     pdb_mode: Literal["hard", "best-effort"] = "hard"
     log_search: bool = False
+    # node-class aggregation (optimizer/aggregate.py): "auto" uses it for node-local windows
+    # without a pack weight, "off" never
+    aggregate: Literal["auto", "off"] = "off"
     extra_parameters: dict[str, object] = field(default_factory=dict)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from models import Inventory, Pod
+from optimizer import aggregate
 from optimizer.baseline import counts_from_assignment, decreasing_size_order, greedy
 from optimizer.config import SolveConfig
 from optimizer.counterfactual import counterfactual
@@ -196,25 +197,34 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
             order_open_flags(mb, mb.open_flags)
         return mb, obj
 
-    mb, obj = clock.run("build", build)
-    log.info("model: %s", mb.size())
-    # the hint: the best by the objective of the kube-like greedy and two packing orders
-    # (big agents first, best fit / first fit): the greedy alone often strands big agents
-    # the packing orders only pay when the greedy strands agents or when packing is weighted
-    packing = bool((base_nodes < 0).any()) or any(t.name == "pack" and t.coef for t in obj.terms)
-    heuristics = clock.run("heuristics", lambda: [base_counts] + [
-        counts_from_assignment(ix, greedy(ix, static, strategy, order=decreasing_size_order(ix)))
-        for strategy in (("MostAllocated", "FirstFit") if packing else ())])
-    best_counts = max(heuristics, key=obj.value)
-    solver, status = _solve_cp(mb, obj, cfg, best_counts if cfg.hint else None, clock)
+    # node-class aggregation (aggregate.py) when asked for and the window allows it
+    agg = (aggregate.solve(ix, full, base_counts, cfg, clock.run)
+           if cfg.aggregate == "auto" and aggregate.applicable(ix, cfg) is None else None)
+    if agg is not None:
+        mb, obj, best_counts, solver, status = agg.mb, agg.obj, base_counts, agg.solver, agg.status
+    else:
+        mb, obj = clock.run("build", build)
+        log.info("model: %s", mb.size())
+        # the hint: the best by the objective of the kube-like greedy and two packing orders
+        # (big agents first, best fit / first fit): the greedy alone often strands big agents
+        # the packing orders only pay when the greedy strands agents or when packing is weighted
+        packing = bool((base_nodes < 0).any()) or any(t.name == "pack" and t.coef for t in obj.terms)
+        heuristics = clock.run("heuristics", lambda: [base_counts] + [
+            counts_from_assignment(ix, greedy(ix, static, strategy, order=decreasing_size_order(ix)))
+            for strategy in (("MostAllocated", "FirstFit") if packing else ())])
+        best_counts = max(heuristics, key=obj.value)
+        solver, status = _solve_cp(mb, obj, cfg, best_counts if cfg.hint else None, clock)
     warnings = list(snap.warnings) + obj.warnings
     plan_status = {cp_model.OPTIMAL: "OPTIMAL", cp_model.FEASIBLE: "FEASIBLE"}.get(status)
-    counts = _counts_from_solver(mb, solver) if plan_status else best_counts
+    if agg is not None and plan_status:  # optimal for the aggregate only: no claim, no bound
+        plan_status = "FEASIBLE"
+    counts = ((agg.counts if agg is not None else _counts_from_solver(mb, solver))
+              if plan_status else best_counts)
     if plan_status is None:
         plan_status = "FALLBACK"
         warnings.append(f"CP-SAT returned {solver.status_name(status)}: best greedy plan returned")
     placements = _deaggregate(ix, counts)
-    bound_known = True
+    bound_known = agg is None
     violations = clock.run("verify", lambda: verify(placements, snap))
     if violations and plan_status != "FALLBACK":
         log.error("solver plan failed verification: %s", violations[:5])
@@ -234,7 +244,7 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
             plan_status, counts, placements = "FEASIBLE", best_counts, best_placements
             bound_known = False
     bounds = (term_bounds(mb, obj, counts, cfg, clock)
-              if cfg.term_bounds and plan_status != "FALLBACK" else {})
+              if cfg.term_bounds and plan_status != "FALLBACK" and agg is None else {})
     unplaced = clock.run("explain", lambda: _unplaced(snap, ix, placements))
     objective = obj.value(counts)
     bound = int(solver.best_objective_bound) if plan_status != "FALLBACK" and bound_known else None
@@ -249,7 +259,8 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
         objective_terms=_with_bounds(obj.breakdown(ix, counts), bounds),
         baseline={"name": f"greedy-{cfg.strategy}", **obj.breakdown(ix, base_counts)},
         timings=clock.timings,
-        model={**mb.size(), "solver_status": solver.status_name(status),
+        model={**mb.size(), **(agg.size if agg is not None else {}),
+               "solver_status": solver.status_name(status),
                "time_limit": cfg.time_limit, "workers": cfg.workers},
         warnings=warnings,
         budgets=budget_report(dict(placements), snap),

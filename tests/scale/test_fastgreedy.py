@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks.synthetic import synthetic_window
+from models import load_documents
 from optimizer.baseline import decreasing_size_order, greedy
 from optimizer.fastgreedy import greedy_local, is_local
 from optimizer.index import Index
@@ -15,7 +16,6 @@ from optimizer.rules import RULES
 from optimizer.snapshot import build_snapshot
 from optimizer.solve import prefilter
 from tests.builders import node, pod
-from models import load_documents
 
 
 @pytest.mark.parametrize("strategy", ["LeastAllocated", "MostAllocated", "FirstFit"])
