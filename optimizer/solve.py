@@ -11,7 +11,7 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from models import Inventory, Pod
-from optimizer import aggregate
+from optimizer import aggregate, scoping
 from optimizer.baseline import counts_from_assignment, decreasing_size_order, greedy
 from optimizer.config import SolveConfig
 from optimizer.counterfactual import counterfactual
@@ -183,6 +183,8 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
     static, full = clock.run("prefilter", lambda: prefilter(ix))
     base_nodes = clock.run("baseline", lambda: greedy(ix, static, cfg.strategy))
     base_counts = counts_from_assignment(ix, base_nodes)
+    if cfg.scope_k > 0:  # candidate scoping: fewer pairs, the greedy's kept (scoping.py)
+        full = clock.run("scope", lambda: scoping.scope(ix, full, base_nodes, cfg.scope_k, cfg.strategy))
 
     def build() -> tuple[ModelBuilder, Objective]:
         cls, node, upper = candidate_pairs(ix, full)
@@ -239,8 +241,9 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
         # keep the better verified plan, and claim no optimality nor bound for it
         best_placements = _deaggregate(ix, best_counts)
         if not verify(best_placements, snap):
-            warnings.append("the greedy plan is better than the solver's: a conservative rule "
-                            "encoding excluded it; greedy plan returned, no optimality claimed")
+            warnings.append("the greedy plan is better than the solver's: " + (
+                "candidate scoping (scope_k) or " if cfg.scope_k > 0 else "") + "a conservative rule "
+                "encoding excluded it; greedy plan returned, no optimality claimed")
             plan_status, counts, placements = "FEASIBLE", best_counts, best_placements
             bound_known = False
     bounds = (term_bounds(mb, obj, counts, cfg, clock)
