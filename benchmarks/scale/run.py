@@ -42,8 +42,14 @@ def _rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def method_options(method: str, scope_k: int) -> dict[str, Any]:
+    """SolveConfig fields of a named method."""
+    return {"agentplace+aggregate": {"aggregate": "auto"},
+            "agentplace+scope": {"scope_k": scope_k}}.get(method, {})
+
+
 def _child(shape: str, nodes: int, agents: int, method: str, time_limit: float, workers: int,
-           scope_k: int, queue: Any) -> None:
+           opts: dict[str, Any], queue: Any) -> None:
     """One timed run in a fresh process; puts a result dict on `queue`."""
     import numpy as np
 
@@ -84,8 +90,6 @@ def _child(shape: str, nodes: int, agents: int, method: str, time_limit: float, 
         timings["verify"] = round(time.perf_counter() - t, 6)
         out |= {"status": "GREEDY", "verified": check.ok, "violations": list(check.violations[:5])}
     else:
-        opts: dict[str, Any] = {"aggregate": "auto"} if method == "agentplace+aggregate" else (
-            {"scope_k": scope_k} if method == "agentplace+scope" else {})
         cfg = SolveConfig(time_limit=time_limit, workers=workers, **opts)
         plan = optimize(inv, cfg)  # verified inside; raises PlanInvalidError otherwise
         timings |= plan.timings
@@ -117,11 +121,11 @@ def _child(shape: str, nodes: int, agents: int, method: str, time_limit: float, 
 
 
 def run_one(shape: str, nodes: int, agents: int, method: str, time_limit: float, workers: int,
-            scope_k: int, cap: float) -> dict[str, Any]:
+            opts: dict[str, Any], cap: float) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(shape, nodes, agents, method, time_limit, workers,
-                                             scope_k, queue))
+                                             opts, queue))
     t = time.perf_counter()
     proc.start()
     result: dict[str, Any] | None = None
@@ -227,8 +231,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 continue
             for method in methods:
                 with console.status(f"{shape} {n} {method}"):
-                    r = run_one(shape, n, n, method, time_limit, args.workers, args.scope_k,
-                                args.cap)
+                    r = run_one(shape, n, n, method, time_limit, args.workers,
+                                method_options(method, args.scope_k), args.cap)
                 records.append(r)
                 console.print(f"  {shape} {n}x{n} {method}: {r.get('status')} "
                               f"{r.get('seconds', r.get('error'))} s, placed {r.get('placed')}, "

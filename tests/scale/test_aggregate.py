@@ -47,8 +47,8 @@ def test_identical_nodes_form_one_class() -> None:
 def test_aggregated_plan_is_valid_and_bounded_by_the_full_model(seed: int, nodes: int,
                                                                 agents: int) -> None:
     inv = synthetic_window(nodes, agents, seed=seed)
-    agg = optimize(inv, SolveConfig(time_limit=5, aggregate="auto"))
-    full = optimize(inv, SolveConfig(time_limit=5))
+    agg = optimize(inv, SolveConfig(time_limit=2, aggregate="auto"))
+    full = optimize(inv, SolveConfig(time_limit=2))
     assert agg.model.get("aggregation") is True
     snap = build_snapshot(inv)
     assert verify([(p.agent, p.node) for p in agg.placements], snap) == []
