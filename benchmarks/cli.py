@@ -2,7 +2,8 @@
 [--out DIR] [--data DIR] [--limit K]`
 
 Suites: vbp (vector bin packing on academic instances), kube-perf (kube-scheduler's scheduler_perf
-workloads: throughput of agentplace and the kube-like greedy against upstream's floors). openb,
+workloads: throughput of agentplace and the kube-like greedy against upstream's floors), scale
+(time and peak memory vs window size up to 50,000 x 50,000, log-log plot). openb,
 tianchi and latency are registered but not implemented yet: they exit with status 2 and say so.
 
 The data directory comes from --data, else $AGENTPLACE_DATA, else ../shared/data relative to the
@@ -44,8 +45,14 @@ def _kube_perf(args: argparse.Namespace, console: Console) -> int:
     return run(args, resolve_data_dir(args.data), console)
 
 
+def _scale(args: argparse.Namespace, console: Console) -> int:
+    from benchmarks.scale.run import run
+
+    return run(args, console)
+
+
 SUITES: dict[str, Callable[[argparse.Namespace, Console], int] | None] = {
-    "vbp": _vbp, "kube-perf": _kube_perf, **dict.fromkeys(PLANNED),
+    "vbp": _vbp, "kube-perf": _kube_perf, "scale": _scale, **dict.fromkeys(PLANNED),
 }
 
 
@@ -77,6 +84,16 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--solve-opt", action="append", default=[], metavar="KEY=VALUE",
                     help="set a further optimizer SolveConfig field, e.g. symmetry_breaking=true "
                          "(repeatable; values are read as JSON, else as a string)")
+    scale = ap.add_argument_group("scale suite")
+    scale.add_argument("--methods", default=None, metavar="LIST",
+                       help="scale: comma-separated subset of greedy,agentplace,"
+                            "agentplace+aggregate,agentplace+scope (default all)")
+    scale.add_argument("--scope-k", type=int, default=64, metavar="K",
+                       help="scale: SolveConfig.scope_k for agentplace+scope (default 64)")
+    scale.add_argument("--cap", type=float, default=300.0, metavar="S",
+                       help="scale: wall-clock cap per run, after which it counts as TIMEOUT")
+    scale.add_argument("--max-nodes", type=int, default=None, metavar="N",
+                       help="scale: skip sizes above N nodes")
     return ap
 
 

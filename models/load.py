@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from models.agentplace import TOKENS_PER_HOUR, PricingTable, TokenBudget
 from models.errors import InputError, InputErrors, from_validation_error
+from models.gcpause import paused_gc
 from models.inventory import Inventory
 from models.meta import KubeObject
 from models.node import Node
@@ -113,7 +114,8 @@ def _parse_text(text: str, source: str, errors: list[InputError]) -> list[Any]:
 
 def load_documents(docs: Iterable[Any], source: str = "<input>") -> Inventory:
     """Validate already-parsed documents (the API uses this for request bodies)."""
-    return _load(((doc, f"{source}#{d}") for d, doc in enumerate(docs)), [])
+    with paused_gc():
+        return _load(((doc, f"{source}#{d}") for d, doc in enumerate(docs)), [])
 
 
 def load_named(docs: Iterable[tuple[Any, str]]) -> Inventory:
@@ -237,4 +239,5 @@ def load_paths(paths: Iterable[str | Path]) -> Inventory:
             parsed = _parse_text(text, source, errors)
             docs.extend((doc, f"{source}#{d}" if len(parsed) > 1 else source)
                         for d, doc in enumerate(parsed))
-    return _load(docs, errors)
+    with paused_gc():
+        return _load(docs, errors)

@@ -23,7 +23,7 @@ class KubeModel(BaseModel):
     @classmethod
     def _null_means_absent(cls, data: Any) -> Any:
         # `tolerations:` with nothing after it is null in YAML; kube reads it as unset
-        if isinstance(data, dict):
+        if isinstance(data, dict) and None in data.values():
             return {k: v for k, v in data.items() if v is not None}
         return data
 

@@ -57,4 +57,9 @@ class Node(KubeObject):
     def allocatable(self) -> dict[str, int]:
         """Allocatable in integer base units; kube's NodeInfo reads status.allocatable only."""
         source = self.status.allocatable if self.status.allocatable is not None else {}
-        return {name: q.units(name) for name, q in source.items()}
+        # memoised like Pod.requests: keyed by the identity of the mapping it reads
+        memo = self.__dict__.get("_allocatable_memo")
+        if memo is None or memo[0] != id(source):
+            memo = (id(source), {name: q.units(name) for name, q in source.items()})
+            self.__dict__["_allocatable_memo"] = memo  # not a field: eq and dumps ignore it
+        return dict(memo[1])

@@ -192,7 +192,15 @@ class Pod(NamespacedObject):
         init container together with the sidecars started before it) + spec.overhead.
         Summed exactly, rounded up once at the end as kube's MilliValue()/Value() do.
         """
-        return {name: to_units(name, v) for name, v in self.exact_requests().items() if v != 0}
+        # memoised (it is read per pod in every phase; exact Fraction sums are slow), keyed by
+        # the identity of what it reads so a model_copy that replaces them recomputes
+        key = (id(self.spec.containers), id(self.spec.init_containers), id(self.spec.overhead))
+        memo = self.__dict__.get("_requests_memo")
+        if memo is None or memo[0] != key:
+            memo = (key, {name: to_units(name, v) for name, v in self.exact_requests().items()
+                          if v != 0})
+            self.__dict__["_requests_memo"] = memo  # not a field: eq, hash and dumps ignore it
+        return dict(memo[1])
 
     def limits(self) -> dict[str, int]:
         """Effective limits in base units, as component-helpers' PodLimits computes them: the

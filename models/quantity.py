@@ -7,6 +7,7 @@ and converted to integer base units only at the end, rounding up as `Quantity.Va
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -60,6 +61,17 @@ def parse_quantity(raw: Any) -> Quantity:
     """Parse `100m`, `1.5Gi`, `2e3`, `4`, ... exactly; raise ValueError naming the input."""
     if isinstance(raw, Quantity):
         return raw
+    if type(raw) is str:  # a fleet repeats a few spellings: parse each once (Quantity is frozen)
+        return _parse_text(raw)
+    return _parse(raw)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(raw: str) -> Quantity:
+    return _parse(raw)
+
+
+def _parse(raw: Any) -> Quantity:
     if isinstance(raw, bool) or not isinstance(raw, str | int | float):
         raise ValueError(
             f"{raw!r} is not a quantity: expected a string such as \"500m\" or \"4Gi\""

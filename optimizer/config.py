@@ -48,6 +48,12 @@ class SolveConfig:
     # hooks encode(mb, ix) after the rules, heuristics(ix) -> extra [cls, node] count hints, and
     # accepts(counts) -> bool, which a heuristic plan must pass to be a hint or the fallback
     extensions: tuple[Any, ...] = ()
+    # node-class aggregation (optimizer/aggregate.py): "auto" uses it for node-local windows
+    # without a pack weight, "off" never
+    aggregate: Literal["auto", "off"] = "off"
+    # candidate scoping (optimizer/scoping.py): per agent class at most about this many nodes
+    # (plus the greedy's, per-domain diversity, capacity slack); 0 = every candidate node
+    scope_k: int = 0
     extra_parameters: dict[str, object] = field(default_factory=dict)
 
 

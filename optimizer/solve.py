@@ -11,6 +11,8 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from models import Inventory, Pod
+from models.gcpause import paused_gc
+from optimizer import aggregate, scoping
 from optimizer import preemption as pre
 from optimizer.baseline import counts_from_assignment, decreasing_size_order, greedy_plan
 from optimizer.config import SolveConfig
@@ -212,6 +214,12 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None,
 
     `warm` (agent ref -> node name, e.g. from the previous window, optimizer/windows.py) adds
     one more hint candidate: the greedy taking each named node whenever the checks admit it."""
+    with paused_gc():  # no cycles to collect; gen-2 passes cost 3x our own time at 50k (gcpause.py)
+        return _optimize(source, cfg, warm)
+
+
+def _optimize(source: Inventory | Snapshot, cfg: SolveConfig | None,
+              warm: Mapping[str, str] | None) -> Plan:
     cfg = cfg or SolveConfig()
     clock = _Clock()
     snap = source if isinstance(source, Snapshot) else clock.run(
@@ -226,6 +234,8 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None,
             static, full = static & mask, full & mask
     base_nodes, base_evicted = clock.run("baseline", lambda: greedy_plan(ix, static, cfg.strategy))
     base: Solution = (counts_from_assignment(ix, base_nodes), base_evicted)
+    if cfg.scope_k > 0:  # candidate scoping: fewer pairs, the greedy's kept (scoping.py)
+        full = clock.run("scope", lambda: scoping.scope(ix, full, base_nodes, cfg.scope_k, cfg.strategy))
 
     def build() -> tuple[ModelBuilder, Objective]:
         cls, node, upper = candidate_pairs(ix, full)
@@ -247,44 +257,62 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None,
             order_open_flags(mb, mb.open_flags)
         return mb, obj
 
-    mb, obj = clock.run("build", build)
-    log.info("model: %s", mb.size())
-    # the hint: the best by the objective of the kube-like greedy and two packing orders
-    # (big agents first, best fit / first fit): the greedy alone often strands big agents
-    # the packing orders only pay when the greedy strands agents or when packing is weighted
-    packing = bool((base_nodes < 0).any()) or any(t.name == "pack" and t.coef for t in obj.terms)
-    def heuristic(strategy: str) -> Solution:
-        nodes, evicted = greedy_plan(ix, static, strategy, order=decreasing_size_order(ix))
-        return counts_from_assignment(ix, nodes), evicted
+    # node-class aggregation (aggregate.py) when asked for and the window allows it
+    agg = None
+    if cfg.aggregate == "auto" and aggregate.applicable(
+            ix, cfg, all_placed=bool((base_nodes >= 0).all()) and not base[1].any()) is None:
+        # victims left are never worth evicting (the greedy placed everyone): drop them
+        ix.victims, base = None, (base[0], np.zeros(0, dtype=bool))
+        agg = aggregate.solve(ix, full, base[0], cfg, clock.run)
+    names, pick = ["greedy"], 0
+    best: Solution = base
+    if agg is not None:
+        mb, obj, solver, status = agg.mb, agg.obj, agg.solver, agg.status
+    else:
+        mb, obj = clock.run("build", build)
+        log.info("model: %s", mb.size())
+        # the hint: the best by the objective of the kube-like greedy and two packing orders
+        # (big agents first, best fit / first fit): the greedy alone often strands big agents
+        # the packing orders only pay when the greedy strands agents or when packing is weighted
+        packing = bool((base_nodes < 0).any()) or any(t.name == "pack" and t.coef for t in obj.terms)
 
-    heuristics = clock.run("heuristics", lambda: [base] + [
-        heuristic(strategy) for strategy in (("MostAllocated", "FirstFit") if packing else ())])
-    names = ["greedy"] + [f"greedy-{s}-decreasing" for s in (("MostAllocated", "FirstFit")
-                                                              if packing else ())]
-    if warm:
-        prefer = np.array([snap.node_pos.get(warm.get(p.ref, ""), -1) for p in snap.pending],
-                          dtype=np.int64)
-
-        def warmed() -> Solution:
-            nodes, evicted = greedy_plan(ix, static, cfg.strategy, prefer=prefer)
+        def heuristic(strategy: str) -> Solution:
+            nodes, evicted = greedy_plan(ix, static, strategy, order=decreasing_size_order(ix))
             return counts_from_assignment(ix, nodes), evicted
 
-        heuristics.append(clock.run("heuristics", warmed))
-        names.append("warm")
-    if cfg.extensions:  # an extension's hard constraints may rule out the greedy plans
-        kept = [i for i, h in enumerate(heuristics) if all(
-            ext.accepts(h[0]) for ext in cfg.extensions if hasattr(ext, "accepts"))]
-        extra = [(counts, np.zeros_like(base_evicted)) for ext in cfg.extensions
-                 if hasattr(ext, "heuristics") for counts in ext.heuristics(ix)]
-        names = [names[i] for i in kept] + [f"extension-{k}" for k in range(len(extra))]
-        heuristics = [heuristics[i] for i in kept] + extra
-    pick = max(range(len(heuristics)), key=lambda i: obj.value(*heuristics[i]))
-    best: Solution = heuristics[pick]
-    solver, status = _solve_cp(mb, obj, cfg, best if cfg.hint else None, clock)
+        heuristics = clock.run("heuristics", lambda: [base] + [
+            heuristic(strategy) for strategy in (("MostAllocated", "FirstFit") if packing else ())])
+        names = ["greedy"] + [f"greedy-{s}-decreasing" for s in (("MostAllocated", "FirstFit")
+                                                                  if packing else ())]
+        if warm:
+            prefer = np.array([snap.node_pos.get(warm.get(p.ref, ""), -1) for p in snap.pending],
+                              dtype=np.int64)
+
+            def warmed() -> Solution:
+                nodes, evicted = greedy_plan(ix, static, cfg.strategy, prefer=prefer)
+                return counts_from_assignment(ix, nodes), evicted
+
+            heuristics.append(clock.run("heuristics", warmed))
+            names.append("warm")
+        if cfg.extensions:  # an extension's hard constraints may rule out the greedy plans
+            kept = [i for i, h in enumerate(heuristics) if all(
+                ext.accepts(h[0]) for ext in cfg.extensions if hasattr(ext, "accepts"))]
+            extra = [(counts, np.zeros_like(base_evicted)) for ext in cfg.extensions
+                     if hasattr(ext, "heuristics") for counts in ext.heuristics(ix)]
+            names = [names[i] for i in kept] + [f"extension-{k}" for k in range(len(extra))]
+            heuristics = [heuristics[i] for i in kept] + extra
+        pick = max(range(len(heuristics)), key=lambda i: obj.value(*heuristics[i]))
+        best = heuristics[pick]
+        solver, status = _solve_cp(mb, obj, cfg, best if cfg.hint else None, clock)
     warnings = list(snap.warnings) + obj.warnings
     plan_status = {cp_model.OPTIMAL: "OPTIMAL", cp_model.FEASIBLE: "FEASIBLE"}.get(status)
-    counts, evicted = ((_counts_from_solver(mb, solver), _evicted_from_solver(mb, solver))
-                       if plan_status else best)
+    if agg is not None and plan_status:  # optimal for the aggregate only: no claim, no bound
+        plan_status = "FEASIBLE"
+    counts, evicted = best
+    if plan_status and agg is not None and agg.counts is not None:
+        counts, evicted = agg.counts, base[1]
+    elif plan_status:
+        counts, evicted = _counts_from_solver(mb, solver), _evicted_from_solver(mb, solver)
     if plan_status is None:
         plan_status = "FALLBACK"
         warnings.append(f"CP-SAT returned {solver.status_name(status)}: best greedy plan returned")
@@ -302,7 +330,7 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None,
 
     (counts, evicted), placements, evictions, violations = clock.run(
         "verify", lambda: checked((counts, evicted)))
-    bound_known = True
+    bound_known = agg is None
     if violations and plan_status != "FALLBACK":
         log.error("solver plan failed verification: %s", violations[:5])
         warnings.append(f"solver plan failed verification ({violations[0]}): greedy plan returned")
@@ -315,14 +343,15 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None,
         # keep the better verified plan, and claim no optimality nor bound for it
         other, best_placements, best_evictions, best_violations = checked(best)
         if not best_violations and obj.value(*other) > obj.value(counts, evicted):
-            warnings.append("the greedy plan is better than the solver's: a conservative rule "
-                            "encoding excluded it; greedy plan returned, no optimality claimed")
+            warnings.append("the greedy plan is better than the solver's: " + (
+                "candidate scoping (scope_k) or " if cfg.scope_k > 0 else "") + "a conservative "
+                "rule encoding excluded it; greedy plan returned, no optimality claimed")
             plan_status, (counts, evicted) = "FEASIBLE", other
             placements, evictions = best_placements, best_evictions
             bound_known = False
     gone = {e.pod for e in evictions}
     bounds = (term_bounds(mb, obj, counts, cfg, clock)
-              if cfg.term_bounds and plan_status != "FALLBACK" else {})
+              if cfg.term_bounds and plan_status != "FALLBACK" and agg is None else {})
     after = without_running(snap, gone)
     unplaced = clock.run("explain", lambda: _unplaced(after, ix, placements, cfg))
     objective = obj.value(counts, evicted)
@@ -339,7 +368,8 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None,
         objective_terms=_with_bounds(obj.breakdown(ix, counts, evicted), bounds),
         baseline={"name": f"greedy-{cfg.strategy}", **obj.breakdown(ix, *base)},
         timings=clock.timings,
-        model={**mb.size(), "solver_status": solver.status_name(status),
+        model={**mb.size(), **(agg.size if agg is not None else {}),
+               "solver_status": solver.status_name(status),
                "hint": {"source": names[pick], "objective": obj.value(*best), "used": cfg.hint},
                "time_limit": cfg.time_limit, "workers": cfg.workers},
         warnings=warnings,

@@ -680,6 +680,38 @@ class PodTopologySpread:
         return []
 
 
+def _water_filling_suffices(checks: Sequence[Sequence[tuple[SpreadConstraint, tuple[object, ...], str, int]]],
+                            moves: Sequence[Sequence[tuple[tuple[object, ...], str]]],
+                            final: Mapping[tuple[tuple[object, ...], int], int],
+                            counters: Mapping[tuple[object, ...], _Counter],
+                            placed: Sequence[int]) -> bool:
+    """A proof without search for the common shape: every placed item has one hard constraint,
+    its selector matches itself and it moves that constraint's counter only (so counters are
+    independent). Then binding each counter's agents lowest-domain-first is a valid order iff
+    every placed domain ends within maxSkew of the final minimum: when an agent binds to the
+    lowest unfinished domain v, the minimum is either count(v) (skew 1) or a finished domain's
+    final count >= the final minimum, and count(v) + 1 <= final(v). False means: search."""
+    added: dict[tuple[tuple[object, ...], str], int] = {}
+    for i, mv in enumerate(moves):
+        for key in mv:
+            added[key] = added.get(key, 0) + placed[i]
+    for i, row in enumerate(checks):
+        if not placed[i]:
+            continue
+        if not row:
+            if moves[i]:
+                return False  # counted without being constrained: binding it early may matter
+            continue
+        if len(row) != 1:
+            return False
+        c, cid, v, self_match = row[0]
+        if not self_match or list(moves[i]) != [(cid, v)]:
+            return False
+        if counters[cid].counts.get(v, 0) + added[(cid, v)] - final[(cid, c.min_domains)] > c.max_skew:
+            return False
+    return True
+
+
 class _OrderSearch:
     """Depth-first search for an order binding every placed agent validly.
 
@@ -775,6 +807,8 @@ class _OrderSearch:
                  for row in checks for c, cid, _, _ in row}
         for i, n in enumerate(everything):
             bind(i, -n)
+        if _water_filling_suffices(checks, moves, final, counters, everything):
+            return []
 
         def dead() -> bool:
             return any(counters[cid].counts.get(v, 0) + sm - final[(cid, c.min_domains)] > c.max_skew
