@@ -128,26 +128,47 @@ class _Tables:
     run_b: np.ndarray  # int64[limit, node]: running pods matching selector
 
 
+def _matcher(limits: list[Limit]) -> Any:
+    """pod -> (bool[limit] matches ifPresent, bool[limit] matches selector), testing only the
+    limits that name one of the pod's own labels (thousands of limits, a few labels per pod)."""
+    by_a: dict[tuple[str, str, str], list[int]] = {}
+    by_b: dict[tuple[str, str, str], list[int]] = {}
+    for i, lim in enumerate(limits):
+        by_a.setdefault((lim.namespace, *lim.if_present[0]), []).append(i)
+        by_b.setdefault((lim.namespace, *lim.selector[0]), []).append(i)
+
+    def match(pod: Pod) -> tuple[np.ndarray, np.ndarray]:
+        a = np.zeros(len(limits), dtype=bool)
+        b = np.zeros(len(limits), dtype=bool)
+        for k, v in pod.labels.items():
+            key = (pod.namespace, k, v)
+            for i in by_a.get(key, ()):
+                a[i] = limits[i].is_a(pod)
+            for i in by_b.get(key, ()):
+                b[i] = limits[i].is_b(pod)
+        return a, b
+
+    return match
+
+
 def _tables(ix: Index) -> _Tables | None:
     snap = ix.snap
     limits = limits_in_force((*snap.running, *snap.pending))
     if not limits:
         return None
     nl, nc, nn = len(limits), ix.num_classes, ix.num_nodes
+    match = _matcher(limits)
     a_cls = np.zeros((nl, nc), dtype=bool)
     b_cls = np.zeros((nl, nc), dtype=bool)
     for c, cls in enumerate(ix.classes):
-        for i, lim in enumerate(limits):
-            a_cls[i, c] = lim.is_a(cls.pod)
-            b_cls[i, c] = lim.is_b(cls.pod)
+        a_cls[:, c], b_cls[:, c] = match(cls.pod)
     run_a = np.zeros((nl, nn), dtype=np.int64)
     run_b = np.zeros((nl, nn), dtype=np.int64)
     for n, pods in enumerate(snap.running_on):
         for p in pods:
-            pod = snap.running[p]
-            for i, lim in enumerate(limits):
-                run_a[i, n] += lim.is_a(pod)
-                run_b[i, n] += lim.is_b(pod)
+            a, b = match(snap.running[p])
+            run_a[:, n] += a
+            run_b[:, n] += b
     return _Tables(limits, a_cls, b_cls, run_a, run_b)
 
 
@@ -193,17 +214,23 @@ class ColocationLimit:
         if tb is None:
             return
         flags: dict[tuple[int, int], cp_model.IntVar] = {}  # (limit, node) -> any A there
+        of_cls: dict[int, list[int]] = {}
+        for p, c in enumerate(mb.pair_cls.tolist()):
+            of_cls.setdefault(c, []).append(p)
+        nodes = mb.pair_node.tolist()
+
+        def on(classes: np.ndarray) -> dict[int, list[int]]:
+            out: dict[int, list[int]] = {}
+            for c in classes.tolist():
+                for p in of_cls.get(c, ()):
+                    out.setdefault(nodes[p], []).append(p)
+            return out
+
         for i, lim in enumerate(tb.limits):
-            pa = np.nonzero(tb.a_cls[i][mb.pair_cls])[0]
-            pb = np.nonzero(tb.b_cls[i][mb.pair_cls])[0]
-            if pb.size == 0:
+            b_on = on(np.nonzero(tb.b_cls[i])[0])
+            if not b_on:
                 continue  # only agents of group A: the prefilter kept them off over-full nodes
-            a_on: dict[int, list[int]] = {}
-            for p in pa.tolist():
-                a_on.setdefault(int(mb.pair_node[p]), []).append(p)
-            b_on: dict[int, list[int]] = {}
-            for p in pb.tolist():
-                b_on.setdefault(int(mb.pair_node[p]), []).append(p)
+            a_on = on(np.nonzero(tb.a_cls[i])[0])
             for n, ps in b_on.items():
                 room = lim.max - int(tb.run_b[i, n])
                 if int(mb.upper[ps].sum()) <= room:
