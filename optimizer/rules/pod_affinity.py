@@ -431,9 +431,11 @@ class InterPodAffinity:
         if not tb.involved or not len(mb.x):
             return
         model = mb.model
-        pairs_of: dict[int, np.ndarray] = {}
-        for c in range(ix.num_classes):
-            pairs_of[c] = np.nonzero(mb.pair_cls == c)[0]
+        # candidate pairs per class, grouped in one sort (a mask per class is classes x pairs)
+        order = np.argsort(mb.pair_cls, kind="stable")
+        bounds = np.searchsorted(mb.pair_cls[order], np.arange(ix.num_classes + 1))
+        pairs_of: dict[int, np.ndarray] = {
+            c: order[bounds[c]:bounds[c + 1]] for c in range(ix.num_classes)}
         domains: dict[tuple[int, str], dict[int, list[int]]] = {}
 
         def dom(c: int, key: str) -> dict[int, list[int]]:
