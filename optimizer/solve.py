@@ -68,6 +68,8 @@ def _solve_cp(mb: ModelBuilder, obj: Objective, cfg: SolveConfig, hint: np.ndarr
             mb.model.add_hint(mb.x[p], min(int(hint[c, n]), int(mb.upper[p])))
         for var, value in obj.hints:
             mb.model.add_hint(var, value(hint))
+        for var, value in mb.aux_hints:
+            mb.model.add_hint(var, value(hint))
     solver = cp_model.CpSolver()
     p = solver.parameters
     p.max_time_in_seconds = cfg.time_limit

@@ -462,6 +462,8 @@ class InterPodAffinity:
                 model.add(total >= b)
                 mb.count_constraint("InterPodAffinity presence", 2)
                 presence[(c, key, v)] = b
+                nodes = mb.pair_node[ps]
+                mb.aux_hints.append((b, lambda counts, c=c, nodes=nodes: int(counts[c, nodes].sum() > 0)))
             return presence[(c, key, v)]
 
         # anti-affinity: a final-state condition between classes (both directions)
