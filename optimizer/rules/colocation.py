@@ -35,7 +35,7 @@ from ortools.sat.python import cp_model
 from models import Node, Pod
 from models.errors import InputError
 from optimizer.index import Index
-from optimizer.rules.base import Assignment, NodeUsage, Reason, Violation
+from optimizer.rules.base import Assignment, ClusterView, NodeUsage, Reason, Violation
 from optimizer.snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -188,6 +188,7 @@ class ColocationLimit:
     def __init__(self) -> None:
         self._cache: tuple[Index, _Tables | None] | None = None
         self._track: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._view: tuple[ClusterView, list[Limit]] | None = None
 
     def tables(self, ix: Index) -> _Tables | None:
         if self._cache is None or self._cache[0] is not ix:
@@ -245,6 +246,9 @@ class ColocationLimit:
                         flags[(i, n)] = flag
                         for p in a_on[n]:
                             mb.model.add(mb.x[p] <= int(mb.upper[p]) * flag)
+                        a_cls = mb.pair_cls[a_on[n]]
+                        mb.aux_hints.append(
+                            (flag, lambda counts, a_cls=a_cls, n=n: int(counts[a_cls, n].sum() > 0)))
                     mb.model.add(total <= room).only_enforce_if(flag)
                 else:
                     continue
@@ -286,15 +290,28 @@ class ColocationLimit:
             last[a] = node_of[a]
         return counts
 
+    def _view_limits(self, view: ClusterView | None) -> list[Limit]:
+        """The limits the bound pods declare; one ClusterView is shared by every node's usage of
+        a filtering pass, so it is computed once per view (explain runs per pod and node)."""
+        if view is None:
+            return []
+        if self._view is None or self._view[0] is not view:
+            self._view = (view, limits_in_force(p for p, _ in view.pods))
+        return self._view[1]
+
     def explain(self, pod: Pod, node: Node, usage: NodeUsage) -> list[Reason]:
         view = usage.cluster
+        limits = self._view_limits(view)
+        own = limits_of(pod)
+        if own:
+            limits = list(dict.fromkeys([*limits, *own]))
+        mine = [lim for lim in limits if lim.is_a(pod) or lim.is_b(pod)]
+        if not mine:
+            return []
         here = [p for p, n in view.pods if n == node.name] if view is not None else []
-        limits = limits_in_force([pod, *(p for p, _ in view.pods)] if view is not None else [pod])
         out = []
-        for lim in limits:
+        for lim in mine:
             is_a, is_b = lim.is_a(pod), lim.is_b(pod)
-            if not (is_a or is_b):
-                continue
             a_here = any(lim.is_a(p) for p in here)
             b_count = sum(lim.is_b(p) for p in here)
             blocked = _blocked(np.array([a_here]), np.array([b_count]), is_a, is_b, lim.max)
