@@ -23,7 +23,7 @@ from benchmarks.tianchi.data import archive_path, load, sample
 from benchmarks.tianchi.suite import METHODS, OURS, SampleResult, TianchiConfig, run_sample
 
 SIZES = {"smoke": 1_000, "standard": 5_000, "stress": 20_000}
-DEFAULT_TIME_LIMIT = {"smoke": 20.0, "standard": 120.0, "stress": 300.0}
+DEFAULT_TIME_LIMIT = {"smoke": 10.0, "standard": 120.0, "stress": 300.0}
 EXIT_OK, EXIT_FAILED = 0, 1
 
 
