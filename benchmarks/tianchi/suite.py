@@ -6,6 +6,8 @@ In one process, on the same sample (instances, machine pool, rules among the sam
   FFD          the kube-like greedy's machinery (every hard rule checked per step) with first-fit
                on agents in decreasing size order (largest share of the mean machine)
   BFD          the same order, MostAllocated score (best fit by cpu/memory)
+  LeastAllocated-bigfirst   the same order, LeastAllocated score (spreads): one of the hints
+               agentplace itself starts from, shown so that its own contribution is visible
   greedy-LeastAllocated / greedy-MostAllocated   optimizer.baseline.greedy in queue order
   agentplace   optimizer.optimize, profile `balanced`, balance on cpu only (the official cost
                only reads cpu), the time limit
@@ -39,7 +41,8 @@ from optimizer.solve import prefilter
 
 OURS = "agentplace"
 PRODUCTION = "production"
-BASELINES = ("FFD", "BFD", "greedy-LeastAllocated", "greedy-MostAllocated")
+BASELINES = ("FFD", "BFD", "LeastAllocated-bigfirst", "greedy-LeastAllocated",
+             "greedy-MostAllocated")
 METHODS = (OURS, *BASELINES, PRODUCTION)
 
 
@@ -147,6 +150,7 @@ def run_sample(ds: Tianchi, s: Sample, key: str, cfg: TianchiConfig,
         return kube.machines_of(assignment, s)
 
     for name, strategy, decreasing in (("FFD", "FirstFit", True), ("BFD", "MostAllocated", True),
+                                       ("LeastAllocated-bigfirst", "LeastAllocated", True),
                                        ("greedy-LeastAllocated", "LeastAllocated", False),
                                        ("greedy-MostAllocated", "MostAllocated", False)):
         progress(name)

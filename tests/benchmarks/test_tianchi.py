@@ -154,11 +154,11 @@ def test_end_to_end_on_the_tiny_archive(tiny: Path, tmp_path: Path, capsys):
     res = json.loads((out / "results.json").read_text())
     assert res["ok"] and res["machine"]["cores"] and res["parameters"]["instances"] == 8
     rec = res["samples"][0]
-    assert set(rec["methods"]) == {"agentplace", "FFD", "BFD", "greedy-LeastAllocated",
-                                   "greedy-MostAllocated", "production"}
+    assert set(rec["methods"]) == {"agentplace", "FFD", "BFD", "LeastAllocated-bigfirst",
+                                   "greedy-LeastAllocated", "greedy-MostAllocated", "production"}
     for m in rec["methods"].values():
         assert m["rule_violations"] == 0 and m["capacity_violations"] == 0
-    assert (out / "results.csv").read_text().count("\n") == 7
+    assert (out / "results.csv").read_text().count("\n") == 8
 
 
 def test_skip_message_without_the_data(tmp_path: Path, capsys):
