@@ -3,8 +3,10 @@
 
 Suites: vbp (vector bin packing on academic instances), kube-perf (kube-scheduler's scheduler_perf
 workloads: throughput of agentplace and the kube-like greedy against upstream's floors), scale
-(time and peak memory vs window size up to 50,000 x 50,000, log-log plot). openb,
-tianchi and latency are registered but not implemented yet: they exit with status 2 and say so.
+(time and peak memory vs window size up to 50,000 x 50,000, log-log plot), tianchi (the Alibaba
+2018 scheduling competition: co-location rules, official cost), latency (end-to-end latency of
+50-agent x 500-node windows with every hard rule). openb is registered but not implemented yet:
+it exits with status 2 and says so.
 
 The data directory comes from --data, else $AGENTPLACE_DATA, else ../shared/data relative to the
 repository root; when it is absent the suite prints why it is skipped and exits 0.
@@ -28,8 +30,6 @@ from benchmarks.common import DATA_ENV, resolve_data_dir
 EXIT_USAGE = 2
 PLANNED = {
     "openb": "Alibaba OpenB GPU cluster traces (alibaba-gpu-v2023-openb data)",
-    "tianchi": "Alibaba Tianchi 2018 scheduling contest instances",
-    "latency": "plan latency vs window size",
 }
 
 
@@ -51,8 +51,21 @@ def _scale(args: argparse.Namespace, console: Console) -> int:
     return run(args, console)
 
 
+def _tianchi(args: argparse.Namespace, console: Console) -> int:
+    from benchmarks.tianchi.run import run
+
+    return run(args, resolve_data_dir(args.data), console)
+
+
+def _latency(args: argparse.Namespace, console: Console) -> int:
+    from benchmarks.latency.run import run
+
+    return run(args, console)
+
+
 SUITES: dict[str, Callable[[argparse.Namespace, Console], int] | None] = {
-    "vbp": _vbp, "kube-perf": _kube_perf, "scale": _scale, **dict.fromkeys(PLANNED),
+    "vbp": _vbp, "kube-perf": _kube_perf, "scale": _scale, "tianchi": _tianchi,
+    "latency": _latency, **dict.fromkeys(PLANNED),
 }
 
 

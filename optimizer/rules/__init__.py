@@ -4,6 +4,7 @@ reports when several rules reject it: the first failing plugin wins)."""
 from __future__ import annotations
 
 from optimizer.rules.base import NodeUsage, Reason, Rule, StaticRule, Violation
+from optimizer.rules.colocation import ColocationLimit
 from optimizer.rules.gangs import GangScheduling
 from optimizer.rules.node_affinity import NodeAffinity
 from optimizer.rules.node_unschedulable import NodeUnschedulable
@@ -21,6 +22,7 @@ RULES: tuple[Rule, ...] = (
     NodeResourcesFit(),
     PodTopologySpread(),
     InterPodAffinity(),
+    ColocationLimit(),  # agentplace's extension: at most k of group B next to group A
     GangScheduling(),  # Coscheduling: all-or-nothing groups, decided per window
     ResourceQuota(),  # admission, not a Filter: last
     TokenBudgetRule(),  # admission too: agentplace's own

@@ -39,7 +39,7 @@ needed. The verifier is exact: it searches for a binding order (`_unbindable`).
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -255,6 +255,30 @@ def _hits(ct: _Compiled, pod: Pod, ns_labels: Mapping[str, str]) -> bool:
 term_hits = _hits  # kube's AffinityTerm.Matches over a compiled term
 
 
+def _label_index(pods: list[Pod]) -> dict[tuple[str, str], list[int]]:
+    """(label key, value) -> positions of the pods carrying it."""
+    out: dict[tuple[str, str], list[int]] = {}
+    for i, p in enumerate(pods):
+        for kv in p.labels.items():
+            out.setdefault(kv, []).append(i)
+    return out
+
+
+def _hit_vector(t: _Compiled, pods: list[Pod], index: dict[tuple[str, str], list[int]],
+                nsl: Callable[[str], Mapping[str, str]]) -> np.ndarray:
+    """bool[pod]: _hits for every pod, testing only the pods that can pass the term's first `In`
+    requirement (thousands of terms times thousands of classes otherwise)."""
+    out = np.zeros(len(pods), dtype=bool)
+    if t.reqs is None:
+        return out
+    first_in = next(((k, vals) for k, op, vals in t.reqs if op == "In"), None)
+    cand: Iterable[int] = range(len(pods)) if first_in is None else sorted(
+        {i for v in first_in[1] for i in index.get((first_in[0], v), ())})
+    for i in cand:
+        out[i] = _hits(t, pods[i], nsl(pods[i].namespace))
+    return out
+
+
 @dataclass
 class _Tables:
     """Matches computed once per Index: classes against classes and running pods."""
@@ -306,16 +330,14 @@ def _build_tables(ix: Index) -> _Tables:
             all_aff_cls[c] = [all_hit(aff[c], p) for p in reps]
         all_aff_run.append(np.array([all_hit(aff[c], p) for p in running], dtype=bool)
                            if aff[c] else np.zeros(len(running), dtype=bool))
-    anti_cls = [[np.array([_hits(t, p, nsl(p.namespace)) for p in reps], dtype=bool)
-                 for t in anti[c]] for c in range(nc)]
-    anti_run = [[np.array([_hits(t, p, nsl(p.namespace)) for p in running], dtype=bool)
-                 for t in anti[c]] for c in range(nc)]
+    rep_index, run_index = _label_index(reps), _label_index(running)
+    anti_cls = [[_hit_vector(t, reps, rep_index, nsl) for t in anti[c]] for c in range(nc)]
+    anti_run = [[_hit_vector(t, running, run_index, nsl) for t in anti[c]] for c in range(nc)]
     existing: list[list[tuple[str, int]]] = [[] for _ in range(nc)]
     for i, p in enumerate(running):
         for t in _compile(p, True):
-            for c in range(nc):
-                if _hits(t, reps[c], nsl(reps[c].namespace)):
-                    existing[c].append((t.key, int(run_node[i])))
+            for c in np.nonzero(_hit_vector(t, reps, rep_index, nsl))[0].tolist():
+                existing[c].append((t.key, int(run_node[i])))
     self_match = np.diag(all_aff_cls).copy()
     seedable = np.zeros(nc, dtype=bool)
     for c in range(nc):
@@ -418,9 +440,11 @@ class InterPodAffinity:
         if not tb.involved or not len(mb.x):
             return
         model = mb.model
-        pairs_of: dict[int, np.ndarray] = {}
-        for c in range(ix.num_classes):
-            pairs_of[c] = np.nonzero(mb.pair_cls == c)[0]
+        # candidate pairs per class, grouped in one sort (a mask per class is classes x pairs)
+        order = np.argsort(mb.pair_cls, kind="stable")
+        bounds = np.searchsorted(mb.pair_cls[order], np.arange(ix.num_classes + 1))
+        pairs_of: dict[int, np.ndarray] = {
+            c: order[bounds[c]:bounds[c + 1]] for c in range(ix.num_classes)}
         domains: dict[tuple[int, str], dict[int, list[int]]] = {}
 
         def dom(c: int, key: str) -> dict[int, list[int]]:
@@ -447,6 +471,8 @@ class InterPodAffinity:
                 model.add(total >= b)
                 mb.count_constraint("InterPodAffinity presence", 2)
                 presence[(c, key, v)] = b
+                nodes = mb.pair_node[ps]
+                mb.aux_hints.append((b, lambda counts, c=c, nodes=nodes: int(counts[c, nodes].sum() > 0)))
             return presence[(c, key, v)]
 
         # anti-affinity: a final-state condition between classes (both directions)

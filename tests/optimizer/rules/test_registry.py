@@ -10,6 +10,7 @@ from optimizer.rules import RULES, Rule
 # (pkg/scheduler/apis/config/v1/default_plugins.go)
 KUBE_FILTER_ORDER = ("NodeUnschedulable", "TaintToleration", "NodeAffinity", "NodeResourcesFit",
                      "PodTopologySpread", "InterPodAffinity",
+                     "ColocationLimit",  # agentplace's extension (k >= 1 co-location limits)
                      "GangScheduling",  # scheduler-plugins Coscheduling (Permit): gangs
                      "ResourceQuota",  # admission (apiserver), not a Filter: after every Filter
                      "TokenBudget")  # agentplace's own admission rule, last
