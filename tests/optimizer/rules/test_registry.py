@@ -11,6 +11,7 @@ from optimizer.rules import RULES, Rule
 KUBE_FILTER_ORDER = ("NodeUnschedulable", "TaintToleration", "NodeAffinity", "NodeResourcesFit",
                      "PodTopologySpread", "InterPodAffinity",
                      "GangScheduling",  # scheduler-plugins Coscheduling (Permit): gangs
+                     "GpuShare",  # GPU-sharing extenders (per card) run after the Filters
                      "ResourceQuota",  # admission (apiserver), not a Filter: after every Filter
                      "TokenBudget")  # agentplace's own admission rule, last
 
