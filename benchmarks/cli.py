@@ -2,8 +2,9 @@
 [--out DIR] [--data DIR] [--limit K]`
 
 Suites: vbp (vector bin packing on academic instances), kube-perf (kube-scheduler's scheduler_perf
-workloads: throughput of agentplace and the kube-like greedy against upstream's floors). openb,
-tianchi and latency are registered but not implemented yet: they exit with status 2 and say so.
+workloads: throughput of agentplace and the kube-like greedy against upstream's floors), openb
+(the Alibaba openb GPU cluster replay, whole and fractional GPUs per card). tianchi and
+latency are registered but not implemented yet: they exit with status 2 and say so.
 
 The data directory comes from --data, else $AGENTPLACE_DATA, else ../shared/data relative to the
 repository root; when it is absent the suite prints why it is skipped and exits 0.
@@ -26,7 +27,6 @@ from benchmarks.common import DATA_ENV, resolve_data_dir
 
 EXIT_USAGE = 2
 PLANNED = {
-    "openb": "Alibaba OpenB GPU cluster traces (alibaba-gpu-v2023-openb data)",
     "tianchi": "Alibaba Tianchi 2018 scheduling contest instances",
     "latency": "plan latency vs window size",
 }
@@ -44,8 +44,14 @@ def _kube_perf(args: argparse.Namespace, console: Console) -> int:
     return run(args, resolve_data_dir(args.data), console)
 
 
+def _openb(args: argparse.Namespace, console: Console) -> int:
+    from benchmarks.openb.run import run
+
+    return run(args, resolve_data_dir(args.data), console)
+
+
 SUITES: dict[str, Callable[[argparse.Namespace, Console], int] | None] = {
-    "vbp": _vbp, "kube-perf": _kube_perf, **dict.fromkeys(PLANNED),
+    "vbp": _vbp, "kube-perf": _kube_perf, "openb": _openb, **dict.fromkeys(PLANNED),
 }
 
 
@@ -73,6 +79,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--sets", default=None, metavar="LIST",
                     help="comma-separated sets to run: Panigrahy,New,Triplet,CT01 (default all)")
     ap.add_argument("--seed", type=int, default=0, help="sampling, item shuffle and CP-SAT seed")
+    ap.add_argument("--window", type=int, default=None, metavar="N",
+                    help="openb: arrivals per window (default: smoke 100, standard/stress 400)")
     ap.add_argument("--no-milp", action="store_true", help="skip the PuLP/CBC baseline")
     ap.add_argument("--solve-opt", action="append", default=[], metavar="KEY=VALUE",
                     help="set a further optimizer SolveConfig field, e.g. symmetry_breaking=true "

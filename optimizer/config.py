@@ -39,6 +39,9 @@ class SolveConfig:
     preemption: bool = True  # accepted now, takes effect once preemption exists
     pdb_mode: Literal["hard", "best-effort"] = "hard"
     log_search: bool = False
+    # large clusters: keep at most this many candidate nodes per agent class, the tightest fits
+    # plus the hint's nodes (optimizer/candidates.py); None: every feasible node
+    max_candidates: int | None = None
     extra_parameters: dict[str, object] = field(default_factory=dict)
 
 

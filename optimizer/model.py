@@ -8,6 +8,7 @@ node, which removes their permutation symmetry outright.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -29,6 +30,8 @@ class ModelBuilder:
     constraints: Counter[str] = field(default_factory=Counter)
     symmetry_groups: list[list[int]] = field(default_factory=list)
     open_flags: dict[int, cp_model.IntVar] = field(default_factory=dict)  # set by the pack term
+    # rules' auxiliary variables: hint value from a counts[cls, node] plan (the objective's too)
+    hints: list[tuple[cp_model.IntVar, Callable[[np.ndarray], int]]] = field(default_factory=list)
     _pairs_of_node: dict[int, np.ndarray] | None = None
 
     def build_variables(self) -> None:

@@ -263,7 +263,7 @@ def _soft(mb: ModelBuilder, weight: float) -> Term:
 def encode_objective(mb: ModelBuilder, cfg: SolveConfig) -> Objective:
     ix = mb.ix
     profile, weights = resolve_weights(cfg)
-    hints: list[tuple[cp_model.IntVar, Callable[[Counts], int]]] = []
+    hints: list[tuple[cp_model.IntVar, Callable[[Counts], int]]] = list(mb.hints)  # rules' first
     pricing = pricing_for(ix)
     terms = [
         _balance(mb, weights["balance"], hints, cfg.balance_resources),

@@ -12,6 +12,7 @@ from ortools.sat.python import cp_model
 
 from models import Inventory, Pod
 from optimizer.baseline import counts_from_assignment, decreasing_size_order, greedy
+from optimizer.candidates import neighbourhood
 from optimizer.config import SolveConfig
 from optimizer.counterfactual import counterfactual
 from optimizer.explain import admission_reason, cluster_usage, explain_agent
@@ -182,6 +183,9 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
     static, full = clock.run("prefilter", lambda: prefilter(ix))
     base_nodes = clock.run("baseline", lambda: greedy(ix, static, cfg.strategy))
     base_counts = counts_from_assignment(ix, base_nodes)
+    if cfg.max_candidates:
+        full = clock.run("prefilter", lambda: neighbourhood(
+            ix, full, static, base_counts, cfg.max_candidates, RULES))
 
     def build() -> tuple[ModelBuilder, Objective]:
         cls, node, upper = candidate_pairs(ix, full)
@@ -250,7 +254,8 @@ def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None) -> Pl
         baseline={"name": f"greedy-{cfg.strategy}", **obj.breakdown(ix, base_counts)},
         timings=clock.timings,
         model={**mb.size(), "solver_status": solver.status_name(status),
-               "time_limit": cfg.time_limit, "workers": cfg.workers},
+               "time_limit": cfg.time_limit, "workers": cfg.workers,
+               **({"max_candidates": cfg.max_candidates} if cfg.max_candidates else {})},
         warnings=warnings,
         budgets=budget_report(dict(placements), snap),
     )

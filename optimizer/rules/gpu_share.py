@@ -33,7 +33,7 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from models import Node, Pod
-from optimizer.gpu_cards import CARD, GPU_MILLI, card_state, gpu_ask, node_cards, pack
+from optimizer.gpu_cards import CARD, GPU_MILLI, CardState, card_state, gpu_ask, node_cards, pack
 from optimizer.index import Index
 from optimizer.rules.base import Assignment, NodeUsage, Reason, Violation
 from optimizer.snapshot import Snapshot
@@ -98,6 +98,7 @@ class GpuShare:
     def __init__(self) -> None:
         # greedy bookkeeping per GreedyState: (state, free, untouched, last agent, applied)
         self._greedy: weakref.WeakKeyDictionary[Index, list[Any]] = weakref.WeakKeyDictionary()
+        self._hints: dict[Any, Any] = {}
 
     # --- vectorised ---------------------------------------------------------------------------
 
@@ -106,6 +107,22 @@ class GpuShare:
         if not t.any_gpu:
             return None
         return _fits(t, t.free, t.untouched, np.arange(ix.num_classes))
+
+    def tightness(self, ix: Index) -> np.ndarray | None:
+        """float[cls, node] for optimizer/candidates.py: a share's leftover on the tightest
+        card it fits (in cards), whole cards' leftover untouched cards (in node cards)."""
+        t = tables(ix)
+        if not (t.share.any() or t.whole.any()):
+            return None
+        out = np.zeros((ix.num_classes, ix.num_nodes))
+        cards = np.maximum(t.cards, 1).astype(np.float64)
+        idle = t.untouched.sum(axis=1)
+        for c in np.nonzero(t.share)[0].tolist():
+            left = np.where(t.free >= t.share[c], t.free - t.share[c], CARD)
+            out[c] = left.min(axis=1) / CARD if left.size else 1.0
+        for c in np.nonzero(t.whole)[0].tolist():
+            out[c] = (idle - t.whole[c]) / cards
+        return out
 
     # --- CP-SAT -------------------------------------------------------------------------------
 
@@ -171,6 +188,19 @@ class GpuShare:
                 model.add(loads[k - 1] >= loads[k])
                 added += 1
         mb.count_constraint(NAME, added)
+        for (s, k), v in ((sk, v) for sk, v in _flat(y)):
+            mb.hints.append((v, lambda counts, n=n, key=(s, k): self._hint(t, mb, n, counts, key)))
+
+    def _hint(self, t: CardTables, mb: ModelBuilder, n: int, counts: np.ndarray,
+              key: tuple[int, int]) -> int:
+        """A card packing of the hint plan's agents on node n (cached per plan and node)."""
+        cache = self._hints
+        if cache.get("plan") is not counts:
+            cache.clear()
+            cache["plan"] = counts
+        if n not in cache:
+            cache[n] = _packing_values(t, n, counts)
+        return int(cache[n].get(key, 0))
 
     # --- plain Python -------------------------------------------------------------------------
 
@@ -248,6 +278,40 @@ class GpuShare:
         book[3], book[4] = agent, applied
         c = int(ix.class_of[agent])
         return mask & _fits(t, free, untouched, np.array([c]))[0]
+
+
+def _flat(y: dict[int, list[tuple[int, cp_model.IntVar]]]
+          ) -> list[tuple[tuple[int, int], cp_model.IntVar]]:
+    return [((s, k), v) for s, kv in y.items() for k, v in kv]
+
+
+def _packing_values(t: CardTables, n: int, counts: np.ndarray) -> dict[tuple[int, int], int]:
+    """(size or -1 for whole, card) -> value for a plan's agents on node n: an exact packing,
+    cards alike reordered by decreasing load as the encoding orders them."""
+    cards = int(t.cards[n])
+    free, untouched = t.free[n, :cards].tolist(), t.untouched[n, :cards].tolist()
+    placed = np.nonzero(counts[:, n])[0].tolist()
+    whole = [int(t.whole[c]) for c in placed for _ in range(int(counts[c, n])) if t.whole[c]]
+    shares = [int(t.share[c]) for c in placed for _ in range(int(counts[c, n])) if t.share[c]]
+    got = pack(CardState(list(free), list(untouched)), whole, shares)
+    if got is None:
+        return {}
+    on_card: list[dict[int, int]] = [defaultdict(int) for _ in range(cards)]
+    load = [0] * cards
+    for ks in got[0]:
+        for k in ks:
+            on_card[k][-1] = 1
+            load[k] = free[k]
+    for s, k in zip(shares, got[1], strict=True):
+        on_card[k][s] += 1
+        load[k] += s
+    order = list(range(cards))
+    start = 0
+    for k in range(1, cards + 1):  # runs of cards alike: heaviest first
+        if k == cards or (free[k], untouched[k]) != (free[k - 1], untouched[k - 1]):
+            order[start:k] = sorted(range(start, k), key=lambda j: -load[j])
+            start = k
+    return {(s, pos): v for pos, k in enumerate(order) for s, v in on_card[k].items()}
 
 
 def _fits(t: CardTables, free: np.ndarray, untouched: np.ndarray, cls: np.ndarray) -> np.ndarray:

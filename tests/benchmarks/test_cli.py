@@ -21,7 +21,7 @@ def test_data_dir_from_the_environment(tmp_path: Path, monkeypatch, capsys):
     assert str(tmp_path / "env-data") in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("suite", ["openb", "tianchi", "latency"])
+@pytest.mark.parametrize("suite", ["tianchi", "latency"])
 def test_planned_suites_say_not_implemented(suite: str, capsys):
     assert cli.main([suite]) == 2
     assert "not implemented yet" in capsys.readouterr().out
