@@ -38,6 +38,7 @@ from optimizer.config import TERMS, SolveConfig, resolve_weights
 from optimizer.index import Index
 from optimizer.model import ModelBuilder
 from optimizer.pricing import MICRO, Pricing, pricing_for
+from optimizer.rules import RULES
 from optimizer.rules.node_affinity import preferred_scores
 from optimizer.rules.taints import prefer_no_schedule_counts
 
@@ -256,8 +257,13 @@ def _soft(mb: ModelBuilder, weight: float) -> Term:
     taints = prefer_no_schedule_counts(ix)  # [cls, node]
     penalty = (max_pref[mb.pair_cls] - pref[mb.pair_cls, mb.pair_node]
                + TAINT_PENALTY * taints[mb.pair_cls, mb.pair_node]).astype(np.int64)
+    for rule in RULES:  # rules' own soft preferences per pair (GpuShare: stranded GPUs)
+        hook = getattr(rule, "soft_penalty", None)
+        if hook is not None:
+            penalty += hook(ix, mb.pair_cls, mb.pair_node)
     return _linear_term(mb, "soft", "unmet preferred node affinity weight + "
-                        f"{TAINT_PENALTY} per untolerated PreferNoSchedule taint", weight, penalty)
+                        f"{TAINT_PENALTY} per untolerated PreferNoSchedule taint (+ rules' own: "
+                        "GpuShare 100 per GPU a placement strands)", weight, penalty)
 
 
 def encode_objective(mb: ModelBuilder, cfg: SolveConfig) -> Objective:

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace, data: Path, console: Console) -> int:
     extra = dict(getattr(args, "solve_options", ()))
     params = dict(extra.pop("extra_parameters", {}) or {})
     params.setdefault("cp_model_probing_level", 0)  # probing alone ate 5 s windows (1,213 nodes)
-    cfg = SolveConfig(time_limit=time_limit, workers=args.workers, seed=seed, profile="pack",
+    cfg = SolveConfig(time_limit=time_limit, workers=args.workers, seed=seed, profile="gpu",
                       max_candidates=extra.pop("max_candidates", tier.max_candidates),
                       extra_parameters=params, **extra)
     out = Path(args.out) if args.out else Path("bench-out") / f"openb-{args.tier}"

@@ -124,6 +124,25 @@ class GpuShare:
             out[c] = (idle - t.whole[c]) / cards
         return out
 
+    def soft_penalty(self, ix: Index, cls: np.ndarray, node: np.ndarray) -> np.ndarray:
+        """int64[pair], added to the soft term: 100 per GPU a placement strands. A node's free
+        GPUs need its free cpu and memory to be usable; an agent taking cpu (or memory) in a
+        larger proportion than GPU leaves GPUs behind that nothing can use: stranded = the
+        node's free GPU per free cpu x the agent's cpu, minus the GPU it takes (likewise for
+        memory), evaluated on the window's starting state (so it stays linear)."""
+        t = tables(ix)
+        out = np.zeros(len(cls), dtype=np.int64)
+        if not t.cards.any() or not len(cls):
+            return out
+        gpu_free = t.free.sum(axis=1).astype(np.float64)  # [node] milli-GPU
+        asks = (t.share + CARD * t.whole).astype(np.float64)  # [cls]
+        stranded = np.zeros(len(cls))
+        for r in ("cpu", "memory"):
+            j = ix.res_pos[r]
+            per = gpu_free / np.maximum(ix.free[:, j], 1)  # [node] GPU per unit free
+            stranded = np.maximum(stranded, per[node] * ix.req[cls, j] - asks[cls])
+        return np.round(np.maximum(stranded, 0.0) / 10).astype(np.int64)
+
     # --- CP-SAT -------------------------------------------------------------------------------
 
     def encode(self, mb: ModelBuilder, ix: Index) -> None:
