@@ -35,7 +35,7 @@ from ortools.sat.python import cp_model
 from models import Node, Pod
 from optimizer.gpu_cards import CARD, GPU_MILLI, CardState, card_state, gpu_ask, node_cards, pack
 from optimizer.index import Index
-from optimizer.rules.base import Assignment, NodeUsage, Reason, Violation
+from optimizer.rules.base import Assignment, ClusterView, NodeUsage, Reason, Violation
 from optimizer.snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -99,6 +99,7 @@ class GpuShare:
         # greedy bookkeeping per GreedyState: (state, free, untouched, last agent, applied)
         self._greedy: weakref.WeakKeyDictionary[Index, list[Any]] = weakref.WeakKeyDictionary()
         self._hints: dict[Any, Any] = {}
+        self._views: dict[str, Any] = {}  # the last ClusterView explain read, by node
 
     # --- vectorised ---------------------------------------------------------------------------
 
@@ -266,13 +267,31 @@ class GpuShare:
             return [Reason(NAME, ask.invalid, unresolvable=True)]
         if not (ask.share or ask.whole):
             return []
-        bound = [p for p, n in usage.cluster.pods if n == node.name] if usage.cluster else []
-        st = card_state(node, bound)
+        st = self._state_on(usage.cluster, node)
         if ask.share and not any(f >= ask.share for f in st.free):
             return [Reason(NAME, no_card_with(ask.share))]
         if ask.whole and sum(st.untouched) < ask.whole:
             return [Reason(NAME, too_few_cards(ask.whole))]
         return []
+
+    def _state_on(self, view: ClusterView | None, node: Node) -> CardState:
+        """The node's cards after the view's bound pods, computed once per (view, node):
+        explain runs per node for every unplaced agent (and counterfactuals for every rule),
+        so rescanning every pod each time would be quadratic."""
+        if view is None:
+            return card_state(node, [])
+        cache = self._views
+        if cache.get("view") is not view:
+            by_node: dict[str, list[Pod]] = defaultdict(list)
+            for p, n in view.pods:
+                by_node[n].append(p)
+            cache.clear()
+            cache["view"], cache["by_node"], cache["states"] = view, by_node, {}
+        states = cache["states"]
+        if node.name not in states:
+            states[node.name] = card_state(node, cache["by_node"].get(node.name, []))
+        got = states[node.name]
+        return CardState(list(got.free), list(got.untouched))
 
     # --- the greedy's per-card bookkeeping ----------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from optimizer import SolveConfig, optimize
@@ -148,3 +149,35 @@ def test_card_state_reads_declared_indices_and_whole_pods() -> None:
         gpu_pod("s", 300, on="n", index="3"), gpu_pod("agent", 100)))
     st = card_state(snap.nodes[0], snap.running)
     assert st.free == [1000, 0, 0, 700] and st.untouched == [True, False, False, False]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_encoding_is_exact_the_solver_places_the_largest_packable_subset(seed: int) -> None:
+    """Random shares and whole-card agents on one node with a random running occupancy: the
+    solver's count equals the largest subset an exhaustive search can pack (all priority 0)."""
+    from itertools import combinations
+
+    rng = np.random.default_rng(seed)
+    cards = int(rng.integers(2, 5))
+    running = []
+    for k in range(cards):
+        if rng.random() < 0.5:
+            running.append(gpu_pod(f"r{k}", int(rng.choice([100, 300, 500, 700])), on="n",
+                                   index=str(k)))
+    asks = [int(rng.choice([250, 400, 600, 750, 1000, 2000])) for _ in range(int(rng.integers(3, 7)))]
+    inv = inventory(gpu_node(cards=cards), *running,
+                    *(gpu_pod(f"a{i}", m, cpu="100m") for i, m in enumerate(asks)))
+    snap = build_snapshot(inv)
+    st = card_state(snap.nodes[0], snap.running)
+    best = 0
+    for size in range(len(asks), 0, -1):
+        for subset in combinations(asks, size):
+            whole = [m // 1000 for m in subset if m >= 1000]
+            shares = [m for m in subset if m < 1000]
+            if pack(CardState(list(st.free), list(st.untouched)), whole, shares) is not None:
+                best = size
+                break
+        if best:
+            break
+    plan = optimize(inv, SolveConfig(time_limit=10, workers=1))
+    assert plan.status == "OPTIMAL" and len(plan.placements) == best, (asks, st.free)
