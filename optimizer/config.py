@@ -54,6 +54,9 @@ class SolveConfig:
     # candidate scoping (optimizer/scoping.py): per agent class at most about this many nodes
     # (plus the greedy's, per-domain diversity, capacity slack); 0 = every candidate node
     scope_k: int = 0
+    # large clusters: keep at most this many candidate nodes per agent class, the tightest fits
+    # plus the hint's nodes (optimizer/candidates.py); None: every feasible node
+    max_candidates: int | None = None
     extra_parameters: dict[str, object] = field(default_factory=dict)
 
 

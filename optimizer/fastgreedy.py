@@ -17,7 +17,7 @@ import heapq
 import numpy as np
 
 from optimizer.index import Index
-from optimizer.rules import colocation, gangs, pod_affinity, topology_spread
+from optimizer.rules import colocation, gangs, gpu_share, pod_affinity, topology_spread
 
 NONZERO_CPU = 100  # millicores, as baseline.py (kube's DefaultMilliCPURequest)
 NONZERO_MEMORY = 200 * 1024 * 1024
@@ -34,6 +34,8 @@ def is_local(ix: Index) -> bool:
     if pod_affinity.InterPodAffinity().tables(ix).involved:
         return False
     if colocation.limits_in_force((*snap.running, *snap.pending)):  # counts per node
+        return False
+    if gpu_share.tables(ix).any_gpu:  # per-card bookkeeping
         return False
     return not bool((gangs.gang_table(ix).gang_of_cls >= 0).any())
 

@@ -281,7 +281,8 @@ def _soft(mb: ModelBuilder, weight: float, hints: list[Any]) -> Term:
     soft = SoftTerm(mb)
     term = Term("soft", "unmet preferred node affinity weight + "
                 f"{TAINT_PENALTY} per untolerated PreferNoSchedule taint + preferred pod "
-                f"(anti-)affinity weight + {SPREAD_PENALTY} per agent of ScheduleAnyway excess skew",
+                f"(anti-)affinity weight + {SPREAD_PENALTY} per agent of ScheduleAnyway excess skew"
+                " (+ rules' own: GpuShare 100 per GPU a placement strands)",
                 weight, soft.max_value(), soft.evaluate, detail=soft.parts)
     if weight > 0 and term.max_value > 0:
         term.expr = soft.encode(hints)

@@ -65,6 +65,7 @@ from ortools.sat.python import cp_model
 
 from models import Pod
 from optimizer.index import MISSING, Index
+from optimizer.rules import RULES
 from optimizer.rules.node_affinity import preferred_scores
 from optimizer.rules.pod_affinity import compile_terms, term_hits
 from optimizer.rules.taints import prefer_no_schedule_counts
@@ -221,8 +222,14 @@ class SoftTerm:
         best_aff = np.where(cand, tb.run_aff, np.iinfo(np.int64).min).max(axis=1, initial=0)
         best_aff = np.maximum(best_aff, 0)
         # per pair: node preferences, running-pod (anti-)affinity, missing soft keys
+        # rules' own per-pair preferences (GpuShare: GPUs a placement strands)
+        self.rules = np.zeros(len(pc), dtype=np.int64)
+        for rule in RULES:
+            hook = getattr(rule, "soft_penalty", None)
+            if hook is not None:
+                self.rules += hook(ix, pc, pn)
         self.linear = (tb.node[pc, pn] + tb.run_anti[pc, pn] + best_aff[pc] - tb.run_aff[pc, pn]
-                       + SPREAD_PENALTY * tb.missing[pc, pn]).astype(np.int64)
+                       + SPREAD_PENALTY * tb.missing[pc, pn] + self.rules).astype(np.int64)
         cap = np.zeros((ix.num_classes, ix.num_nodes), dtype=np.int64)
         cap[pc, pn] = mb.upper
         self.cap = cap
@@ -270,7 +277,8 @@ class SoftTerm:
         at = counts[mb.pair_cls, mb.pair_node]
         node = int((self.tb.node[mb.pair_cls, mb.pair_node]) @ at)
         missing = int(SPREAD_PENALTY * self.tb.missing[mb.pair_cls, mb.pair_node] @ at)
-        pod = int((self.linear - self.tb.node[mb.pair_cls, mb.pair_node]
+        rules = int(self.rules @ at)
+        pod = int((self.linear - self.tb.node[mb.pair_cls, mb.pair_node] - self.rules
                    - SPREAD_PENALTY * self.tb.missing[mb.pair_cls, mb.pair_node]) @ at)
         pairs_aff = pairs_anti = 0
         for pt, ymax in zip(self.tb.pairs, self.pair_max, strict=True):
@@ -279,12 +287,13 @@ class SoftTerm:
             pairs_aff += pt.aff * y
             pairs_anti += pt.anti * y
         spread = sum(SPREAD_PENALTY * self.excess(g, d, counts) for g, d in self.groups) + missing
-        return {"node": node, "pod": pod, "spread": spread, "window_affinity_met": pairs_aff,
+        return {"node": node, "pod": pod, "spread": spread, "rules": rules,
+                "window_affinity_met": pairs_aff,
                 "window_anti_affinity_hit": pairs_anti}
 
     def evaluate(self, counts: Counts) -> int:
         p = self.parts(counts)
-        return p["node"] + p["pod"] + p["spread"]
+        return p["node"] + p["pod"] + p["spread"] + p["rules"]
 
     def pair_count(self, pt: PairTerm, counts: Counts) -> int:
         a = _domain_sums(self.mb.ix, pt.key, counts[pt.c])

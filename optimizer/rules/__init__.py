@@ -6,6 +6,7 @@ from __future__ import annotations
 from optimizer.rules.base import NodeUsage, Reason, Rule, StaticRule, Violation
 from optimizer.rules.colocation import ColocationLimit
 from optimizer.rules.gangs import GangScheduling
+from optimizer.rules.gpu_share import GpuShare
 from optimizer.rules.node_affinity import NodeAffinity
 from optimizer.rules.node_unschedulable import NodeUnschedulable
 from optimizer.rules.pod_affinity import InterPodAffinity
@@ -24,6 +25,7 @@ RULES: tuple[Rule, ...] = (
     InterPodAffinity(),
     ColocationLimit(),  # agentplace's extension: at most k of group B next to group A
     GangScheduling(),  # Coscheduling: all-or-nothing groups, decided per window
+    GpuShare(),  # per-card GPUs (whole and shares), like GPU-sharing extenders: after Filters
     ResourceQuota(),  # admission, not a Filter: last
     TokenBudgetRule(),  # admission too: agentplace's own
 )

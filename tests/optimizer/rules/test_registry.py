@@ -12,6 +12,7 @@ KUBE_FILTER_ORDER = ("NodeUnschedulable", "TaintToleration", "NodeAffinity", "No
                      "PodTopologySpread", "InterPodAffinity",
                      "ColocationLimit",  # agentplace's extension (k >= 1 co-location limits)
                      "GangScheduling",  # scheduler-plugins Coscheduling (Permit): gangs
+                     "GpuShare",  # GPU-sharing extenders (per card) run after the Filters
                      "ResourceQuota",  # admission (apiserver), not a Filter: after every Filter
                      "TokenBudget")  # agentplace's own admission rule, last
 

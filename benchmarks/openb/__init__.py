@@ -1,0 +1,1 @@
+"""The GPU cluster replay suite on Alibaba's openb trace (see data.py and README.md)."""
