@@ -57,6 +57,10 @@ class SolveConfig:
     # large clusters: keep at most this many candidate nodes per agent class, the tightest fits
     # plus the hint's nodes (optimizer/candidates.py); None: every feasible node
     max_candidates: int | None = None
+    # POP-style decomposition (optimizer/decompose.py): k independent parts, merged, one repair
+    # pass; 0 or 1 = off. The pool: "process" (local, spawn), "serial", "ray" or "ray:ADDRESS"
+    partitions: int = 0
+    partition_pool: str = "process"
     extra_parameters: dict[str, object] = field(default_factory=dict)
 
 

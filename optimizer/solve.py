@@ -12,7 +12,7 @@ from ortools.sat.python import cp_model
 
 from models import Inventory, Pod
 from models.gcpause import paused_gc
-from optimizer import aggregate, scoping
+from optimizer import aggregate, decompose, scoping
 from optimizer import preemption as pre
 from optimizer.baseline import counts_from_assignment, decreasing_size_order, greedy_plan
 from optimizer.candidates import neighbourhood
@@ -234,6 +234,10 @@ def _optimize(source: Inventory | Snapshot, cfg: SolveConfig | None,
     clock = _Clock()
     snap = source if isinstance(source, Snapshot) else clock.run(
         "snapshot", lambda: build_snapshot(source))
+    if cfg.partitions > 1:  # POP-style parts, each solved by this function (decompose.py)
+        plan = decompose.optimize_partitioned(snap, cfg, warm)
+        plan.timings = {**clock.timings, **plan.timings}
+        return plan
     ix = clock.run("index", lambda: Index(snap))
     ix.victims = clock.run("victims", lambda: pre.find_victims(ix, cfg.preemption, cfg.pdb_mode,
                                                                 cfg.now))
