@@ -372,7 +372,10 @@ def optimize_partitioned(snap: Snapshot, cfg: SolveConfig, warm: Mapping[str, st
     results, backend = _run_parts(snaps, part_cfg, warms, cfg.partition_pool, concurrency)
     timings["parts"] = round(time.perf_counter() - t, 6)
 
-    placements = [(pl.agent, pl.node) for plan, _ in results for pl in plan.placements]
+    # in node order: the verifier's inter-pod affinity check runs 2.7x faster on it than on the
+    # parts' placements one after the other (mixed 20k: 15 s vs 41 s)
+    placements = sorted(((pl.agent, pl.node) for plan, _ in results for pl in plan.placements),
+                        key=lambda x: (snap.node_pos[x[1]], snap.agent_pos[x[0]]))
     evictions = [e for plan, _ in results for e in plan.evictions]
     warnings = list(snap.warnings) + sorted({w for plan, _ in results for w in plan.warnings})
     # merge check: agents the whole snapshot rejects go to the repair pass with their gang
@@ -406,7 +409,8 @@ def optimize_partitioned(snap: Snapshot, cfg: SolveConfig, warm: Mapping[str, st
             timings["repair"] = round(time.perf_counter() - t, 6)
             repair_info = {"offered": len(left), "placed": len(rplan.placements),
                            "status": rplan.status, "seconds": timings["repair"]}
-            placements += [(pl.agent, pl.node) for pl in rplan.placements]
+            placements = sorted(placements + [(pl.agent, pl.node) for pl in rplan.placements],
+                                key=lambda x: (snap.node_pos[x[1]], snap.agent_pos[x[0]]))
             unplaced = rplan.unplaced
             warnings += [w for w in rplan.warnings if w not in warnings]
             t = time.perf_counter()

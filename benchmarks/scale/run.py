@@ -109,7 +109,10 @@ def _child(shape: str, nodes: int, agents: int, method: str, time_limit: float, 
                 "bound": plan.bound, "gap": plan.gap, "model": plan.model,
                 "warnings": plan.warnings[-2:]}
     wall = time.perf_counter() - t0
+    # a pool's processes (agentplace+partition) are not in the own RSS: the largest of them
+    children = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
     out |= {"seconds": round(wall, 3), "timings": timings, "peak_rss_mib": _rss_mib(),
+            "children_peak_rss_mib": children,
             "input_rss_mib": rss_input, "placed": len(placements)}
     # untimed: one reference objective for every method (the full per-node model's terms)
     t = time.perf_counter()
