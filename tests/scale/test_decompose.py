@@ -89,7 +89,7 @@ def test_a_gang_stays_in_one_part_and_parts_are_balanced(k: int) -> None:
     sizes = [len(a) for a in part.agents]
     assert max(sizes) - min(sizes) <= 3  # at most one gang's size apart
     spread = Counter(of[f"default/s{i}"] for i in range(9))
-    assert max(spread.values()) - min(spread.get(p, 0) for p in range(k)) <= 1
+    assert max(spread.values()) - min(spread.get(p, 0) for p in range(k)) <= 3  # blocks of 3
 
 
 @pytest.mark.parametrize(("total", "weights", "expected"), [
@@ -235,3 +235,29 @@ def test_ray_pool_gives_the_serial_plan() -> None:
     _check(on_ray, inv)
     assert on_ray.model["partitions"]["pool"].startswith("ray")
     assert sorted(serial.assignment().items()) == sorted(on_ray.assignment().items())
+
+
+def test_parts_preempt_on_their_own_nodes_within_the_shared_disruption_budget() -> None:
+    """Every node full of low-priority pods one PDB covers (2 disruptions allowed in all):
+    the parts may evict only their share, and the merged evictions stay within the budget."""
+    nodes = [node(f"n{i}", "2") for i in range(4)]
+    low = [pod(f"low{i}", "2", namespace="batch", node_name=f"n{i}", priority=0,
+               labels={"app": "batch"}) for i in range(4)]
+    high = [pod(f"urgent{i}", "2", priority=100) for i in range(4)]
+    pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+           "metadata": {"name": "batch", "namespace": "batch"},
+           "spec": {"selector": {"matchLabels": {"app": "batch"}}}, "status": {"disruptionsAllowed": 2}}
+    inv = inventory(*nodes, *low, *high, pdb)
+    plan = optimize(inv, SolveConfig(time_limit=2, partitions=2, partition_pool="serial"))
+    _check(plan, inv)
+    assert len(plan.evictions) == 2 and len(plan.placements) == 2
+    assert "fallback" not in plan.model["partitions"]
+
+
+def test_a_zone_spread_group_is_dealt_in_blocks_of_one_agent_per_zone() -> None:
+    snap = build_snapshot(window())  # 3 zones, 9 spread agents
+    for k in (2, 3):
+        part = decompose.partition(snap, k)
+        of = {snap.pending[i].ref: p for p, a in enumerate(part.agents) for i in a.tolist()}
+        per_part = Counter(of[f"default/s{i}"] for i in range(9))
+        assert all(n % 3 == 0 for n in per_part.values()), per_part
