@@ -261,3 +261,11 @@ def test_a_zone_spread_group_is_dealt_in_blocks_of_one_agent_per_zone() -> None:
         of = {snap.pending[i].ref: p for p, a in enumerate(part.agents) for i in a.tolist()}
         per_part = Counter(of[f"default/s{i}"] for i in range(9))
         assert all(n % 3 == 0 for n in per_part.values()), per_part
+
+
+def test_the_plan_reports_the_parts_greedy_as_its_baseline() -> None:
+    inv = window()
+    plan = optimize(inv, SolveConfig(time_limit=2, partitions=2, partition_pool="serial"))
+    assert plan.baseline["name"] == "greedy-LeastAllocated per part"
+    assert 0 < plan.baseline["placed_agents"] <= len(inv.pending)
+    assert plan.objective is None and plan.gap is None
