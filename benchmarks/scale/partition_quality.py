@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = optimize(inv, SolveConfig(time_limit=args.time_limit, workers=args.workers, partitions=k))
         records.append({"method": f"partitions={k}" if k else "agentplace", "status": plan.status,
                         "seconds": round(time.perf_counter() - t, 3), "verified": plan.verified,
-                        "partitions": plan.model.get("partitions"),
+                        "partitions": plan.model.get("partitions"), "timings": plan.timings,
                         **score([(p.agent, p.node) for p in plan.placements])})
     base = next(r for r in records if r["method"] == "agentplace")
     for r in records:
