@@ -45,8 +45,10 @@ part's bound is not the whole problem's): status FEASIBLE at best; its objective
 (the parts' objectives are over different node sets; benchmarks score plans themselves).
 
 Parts run in parallel: a local process pool (spawn) by default, Ray with "ray" / "ray:ADDRESS"
-(as optimizer/sweep.py uses it), or "serial". Each part gets the same SolveConfig whatever the
-pool (workers split over the CPUs used, a time slice), so a fixed seed gives the same plan.
+(as optimizer/sweep.py uses it), or "serial"; a process pool that breaks (a worker killed, a
+calling script without a `__main__` guard) runs the parts serially instead. Each part gets the
+same SolveConfig whatever the pool (cfg.workers, a slice of the time limit per round of parts),
+so a fixed seed gives the same plan.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, Decimal
 from fractions import Fraction
@@ -329,9 +332,14 @@ def _run_parts(snaps: Sequence[Snapshot], cfg: SolveConfig, warms: Sequence[dict
         return [solve_part(s, cfg, w) for s, w in zip(snaps, warms, strict=True)], "serial"
     if kind == "process":
         # spawn, not fork: the driver may already run CP-SAT's threads
-        with ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn")) as ex:
-            futures = [ex.submit(solve_part, s, cfg, w) for s, w in zip(snaps, warms, strict=True)]
-            return [f.result() for f in futures], f"process pool ({processes} processes)"
+        try:
+            with ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn")) as ex:
+                futures = [ex.submit(solve_part, s, cfg, w) for s, w in zip(snaps, warms, strict=True)]
+                return [f.result() for f in futures], f"process pool ({processes} processes)"
+        except BrokenProcessPool as exc:  # a worker died (memory, or a script without a main guard)
+            log.warning("process pool failed (%s): parts run serially", exc)
+            return ([solve_part(s, cfg, w) for s, w in zip(snaps, warms, strict=True)],
+                    f"serial (the process pool failed: {exc})")
     if kind == "ray":
         return _run_ray(snaps, cfg, warms, address or None)
     raise ConfigError(f"partition_pool {pool!r}: must be process, serial, ray or ray:ADDRESS")

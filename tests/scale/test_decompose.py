@@ -269,3 +269,17 @@ def test_the_plan_reports_the_parts_greedy_as_its_baseline() -> None:
     assert plan.baseline["name"] == "greedy-LeastAllocated per part"
     assert 0 < plan.baseline["placed_agents"] <= len(inv.pending)
     assert plan.objective is None and plan.gap is None
+
+
+def test_a_broken_process_pool_falls_back_to_serial(monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    class Broken:
+        def __init__(self, *a: Any, **kw: Any) -> None:
+            raise BrokenProcessPool("a worker died")
+
+    monkeypatch.setattr(decompose, "ProcessPoolExecutor", Broken)
+    inv = window()
+    plan = optimize(inv, SolveConfig(time_limit=2, partitions=2))
+    _check(plan, inv)
+    assert plan.model["partitions"]["pool"].startswith("serial (the process pool failed")
