@@ -24,8 +24,10 @@ What couples, and how the split respects it:
     part in the same zone. Both are caught by the merge check: the verifier names the agents
     that break a rule on the whole snapshot, they are taken out of the merged plan (with their
     gang) and go to the repair pass, which sees the whole cluster, so it places them exactly.
-    Host-keyed rules (hostname anti-affinity, node-local fit, taints, ports) need nothing:
-    a node lives in exactly one part.
+    Host-local rules (resource fit, taints, hostname pod (anti-)affinity) need nothing: a node
+    lives in exactly one part. A spread over hostnames is not host-local (its skew is measured
+    against the least-loaded host of the whole cluster, which a part does not see): the merge
+    check and the repair pass handle it like a zone spread (tested).
   - Namespace quotas and token budgets: what is left of each cap (hard - used; tokens and
     dollars - spent) is apportioned across the parts in proportion to each part's demand on it
     (largest remainders in the encoding's units: millicores for cpu, whole units otherwise;

@@ -283,3 +283,19 @@ def test_a_broken_process_pool_falls_back_to_serial(monkeypatch: pytest.MonkeyPa
     plan = optimize(inv, SolveConfig(time_limit=2, partitions=2))
     _check(plan, inv)
     assert plan.model["partitions"]["pool"].startswith("serial (the process pool failed")
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_a_hostname_spread_couples_parts_through_the_global_minimum(k: int) -> None:
+    """maxSkew over hosts is measured against the least-loaded host of the WHOLE cluster, which
+    a part does not see: the merge check and the repair pass keep the merged plan valid."""
+    host = {"topologySpreadConstraints": [{
+        "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {"matchLabels": {"app": "h"}}}]}
+    nodes = [node(f"n{i}", "8", labels={ZONE: f"z{i % 2}"}) for i in range(6)]
+    running = [pod(f"r{i}", "100m", node_name="n0", labels={"app": "h"}) for i in range(2)]
+    agents = [_with_spec(pod(f"h{i}", "100m", labels={"app": "h"}), **host) for i in range(7)]
+    inv = inventory(*nodes, *running, *agents)
+    plan = optimize(inv, SolveConfig(time_limit=2, partitions=k, partition_pool="serial"))
+    _check(plan, inv)
+    assert len(plan.placements) == 7 and "fallback" not in plan.model["partitions"]
