@@ -431,10 +431,10 @@ def optimize_partitioned(snap: Snapshot, cfg: SolveConfig, warm: Mapping[str, st
     t = time.perf_counter()
     taken_out: set[str] = set()
     violations: list[Violation] = []
-    for _ in range(MERGE_ROUNDS):
+    for rnd in range(MERGE_ROUNDS + 1):  # the last check follows the last removal
         violations = verify(placements, snap, evictions=[(e.pod, e.node, e.agent or "") for e in evictions],
                             pdb_mode=cfg.pdb_mode)
-        if not violations:
+        if not violations or rnd == MERGE_ROUNDS:
             break
         blamed = _blamed(violations, dict(placements))
         if blamed is None:
