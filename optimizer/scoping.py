@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from models import Pod
-from optimizer.fastgreedy import NONZERO_CPU, NONZERO_MEMORY, _scores
+from optimizer.baseline import NONZERO_CPU, NONZERO_MEMORY, fit_scores
 from optimizer.index import Index
 
 
@@ -62,7 +62,7 @@ def scope(ix: Index, full: np.ndarray, greedy_nodes: np.ndarray, k: int,
             keep[mine] = True
         req = ix.req[c]
         nz = np.array([req[cpu] or NONZERO_CPU, req[mem] or NONZERO_MEMORY], dtype=np.int64)
-        key = -cand if strategy == "FirstFit" else _scores(strategy, cap[cand], used[cand] + nz)
+        key = -cand if strategy == "FirstFit" else fit_scores(strategy, cap[cand], used[cand] + nz)
         order = cand[np.argsort(-key, kind="stable")]  # best first, ties to the lowest index
         with np.errstate(divide="ignore"):
             per = np.where(req > 0, free[order] // np.maximum(req, 1), np.iinfo(np.int64).max)

@@ -25,6 +25,7 @@ from optimizer.model import (
     break_node_symmetry,
     candidate_pairs,
     canonical_counts,
+    cp_solver,
     order_open_flags,
 )
 from optimizer.objective import Objective, encode_objective
@@ -76,15 +77,7 @@ def _solve_cp(mb: ModelBuilder, obj: Objective, cfg: SolveConfig, solution: Solu
         _hint_evictions(mb, solution[1])
         for var, value in mb.aux_hints:
             mb.model.add_hint(var, value(hint))
-    solver = cp_model.CpSolver()
-    p = solver.parameters
-    p.max_time_in_seconds = cfg.time_limit
-    p.num_workers = cfg.workers
-    p.random_seed = cfg.seed
-    p.log_search_progress = cfg.log_search
-    p.absolute_gap_limit = float(obj.gap_limit)
-    for k, v in cfg.extra_parameters.items():
-        setattr(p, k, v)
+    solver = cp_solver(cfg, obj.gap_limit)
     status = clock.run("solve", lambda: solver.solve(mb.model))
     return solver, status
 
