@@ -15,7 +15,6 @@ from models.gcpause import paused_gc
 from optimizer import aggregate, scoping
 from optimizer import preemption as pre
 from optimizer.baseline import counts_from_assignment, decreasing_size_order, greedy_plan
-from optimizer.candidates import neighbourhood
 from optimizer.config import SolveConfig
 from optimizer.counterfactual import counterfactual
 from optimizer.explain import admission_reason, cluster_usage, explain_agent
@@ -237,11 +236,11 @@ def _optimize(source: Inventory | Snapshot, cfg: SolveConfig | None,
             static, full = static & mask, full & mask
     base_nodes, base_evicted = clock.run("baseline", lambda: greedy_plan(ix, static, cfg.strategy))
     base: Solution = (counts_from_assignment(ix, base_nodes), base_evicted)
-    if cfg.scope_k > 0:  # candidate scoping: fewer pairs, the greedy's kept (scoping.py)
+    if cfg.scope_k > 0 and cfg.scope_by == "tightness":  # GPU fleets (scoping.py)
+        full = clock.run("scope", lambda: scoping.tight_scope(ix, full, static, base[0], cfg.scope_k,
+                                                              RULES))
+    elif cfg.scope_k > 0:  # candidate scoping: fewer pairs (scoping.py)
         full = clock.run("scope", lambda: scoping.scope(ix, full, base_nodes, cfg.scope_k, cfg.strategy))
-    if cfg.max_candidates:  # the tightest nodes per class plus the heuristics' (candidates.py)
-        full = clock.run("prefilter", lambda: neighbourhood(
-            ix, full, static, base[0], cfg.max_candidates, RULES))
 
     def build() -> tuple[ModelBuilder, Objective]:
         cls, node, upper = candidate_pairs(ix, full)
@@ -380,7 +379,7 @@ def _optimize(source: Inventory | Snapshot, cfg: SolveConfig | None,
                "solver_status": solver.status_name(status),
                "hint": {"source": names[pick], "objective": obj.value(*best), "used": cfg.hint},
                "time_limit": cfg.time_limit, "workers": cfg.workers,
-               **({"max_candidates": cfg.max_candidates} if cfg.max_candidates else {})},
+               **({"scope": {"k": cfg.scope_k, "by": cfg.scope_by}} if cfg.scope_k else {})},
         warnings=warnings,
         budgets=budget_report(dict(placements), snap),
     )
