@@ -60,6 +60,9 @@ class SolveConfig:
     # pass; 0 or 1 = off. The pool: "process" (local, spawn), "serial", "ray" or "ray:ADDRESS"
     partitions: int = 0
     partition_pool: str = "process"
+    # share of the time limit first spent solving without CP-SAT's presolve (solve.py
+    # _two_phase); 0 = one solve as configured. Ignored when extra_parameters sets the presolve
+    quick_phase: float = 0.2
     extra_parameters: dict[str, object] = field(default_factory=dict)
 
 
