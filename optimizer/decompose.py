@@ -74,6 +74,7 @@ from models import Pod
 from models.quantity import MILLI_QUOTA_RESOURCES, Quantity
 from optimizer.config import ConfigError, SolveConfig
 from optimizer.plan import Placement, Plan
+from optimizer.rayrun import ray_runtime
 from optimizer.rules import quotas as rq
 from optimizer.rules import token_budget as tb
 from optimizer.rules.base import Violation
@@ -349,27 +350,10 @@ def _run_parts(snaps: Sequence[Snapshot], cfg: SolveConfig, warms: Sequence[dict
 
 def _run_ray(snaps: Sequence[Snapshot], cfg: SolveConfig, warms: Sequence[dict[str, str] | None],
              address: str | None) -> tuple[list[tuple[Plan, float]], str]:
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("partition_pool ray: Ray is not installed "
-                          "(pip install 'agentplace[ray]')") from None
-    started = not ray.is_initialized()
-    if started:  # as optimizer/sweep.py: "local" starts a fresh runtime, else join the address
-        try:
-            ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
-                     logging_level=logging.ERROR)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ConfigError(f"partition_pool ray:{address or 'local'}: cannot start or join a Ray "
-                              f"runtime: {exc}") from None
-    try:
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        task = ray.remote(num_cpus=min(cfg.workers, max(1, cpus)))(solve_part)
+    with ray_runtime(address, "partition_pool ray:") as rt:
+        task = rt.ray.remote(num_cpus=min(cfg.workers, max(1, rt.cpus)))(solve_part)
         refs = [task.remote(s, cfg, w) for s, w in zip(snaps, warms, strict=True)]
-        return list(ray.get(refs)), f"ray ({address or 'local'}, {cpus} CPUs)"
-    finally:
-        if started:
-            ray.shutdown()
+        return list(rt.ray.get(refs)), f"ray ({address or 'local'}, {rt.cpus} CPUs)"
 
 
 # --- merge, check, repair -----------------------------------------------------------------------

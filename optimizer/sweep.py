@@ -30,6 +30,7 @@ from models import InputError, InputErrors, Inventory
 from models.scenario import Scenario, apply_scenario, load_scenario
 from optimizer.config import ConfigError, SolveConfig, resolve_weights
 from optimizer.plan import Plan
+from optimizer.rayrun import ray_runtime
 from optimizer.solve import optimize
 from optimizer.whatif import run_whatif, scenario_config
 
@@ -181,19 +182,8 @@ def _failed(scenario: Scenario, file: str, exc: BaseException, seconds: float = 
 def _run_ray(inv: Inventory, baseline: Plan, scenarios: Sequence[tuple[str, Scenario]],
              cfg: SolveConfig, address: str | None, progress: Callable[[], None]
              ) -> tuple[list[dict[str, Any]], str]:
-    import ray
-
-    started = not ray.is_initialized()
-    if started:
-        # "local" always starts a fresh local runtime (ignores RAY_ADDRESS); "auto" joins one
-        try:
-            ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
-                     logging_level=logging.ERROR)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ConfigError(f"--ray-address {address or 'local'}: cannot start or join a Ray "
-                              f"runtime: {exc}") from None
-    try:
-        cpus = int(ray.cluster_resources().get("CPU", 1))
+    with ray_runtime(address, "--ray-address ") as rt:
+        ray, cpus = rt.ray, rt.cpus
         task = ray.remote(num_cpus=min(cfg.workers, max(1, cpus)))(one)
         inv_ref, base_ref = ray.put(inv), ray.put(baseline)
         pending = {task.remote(inv_ref, base_ref, sc, cfg, f): i
@@ -209,12 +199,9 @@ def _run_ray(inv: Inventory, baseline: Plan, scenarios: Sequence[tuple[str, Scen
                 except Exception as exc:  # the task's worker died; `one` catches the rest
                     rows[i] = _failed(scenarios[i][1], scenarios[i][0], exc)
                 progress()
-        where = f"ray ({address or 'local'}, {cpus} CPUs)" if started else \
+        where = f"ray ({address or 'local'}, {cpus} CPUs)" if rt.started else \
             f"ray (existing runtime, {cpus} CPUs)"
         return [r for r in rows if r is not None], where
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def run_sweep(inv: Inventory, scenarios: Sequence[tuple[str, Scenario]], cfg: SolveConfig,
