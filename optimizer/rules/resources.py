@@ -61,9 +61,11 @@ class NodeResourcesFit:
         free = ix.free
         for n, (classes, xs) in mb.by_node().items():
             ub = mb.upper[mb.pairs_of_node[n]]
-            for r in range(len(ix.resources)):
+            # only resources some candidate class asks for (5,000 resources x 5,000 nodes in
+            # kube-perf's extended-resource shape: a numpy call per pair took a minute)
+            for r in np.flatnonzero(ix.req[classes].any(axis=0)).tolist():
                 coef = ix.req[classes, r]
-                if not coef.any() or int((coef * ub).sum()) <= free[n, r]:
+                if int((coef * ub).sum()) <= free[n, r]:
                     continue
                 nz = coef != 0
                 gain = freed(ix.victims, mb.evictions, n, r) if ix.victims is not None else []

@@ -154,3 +154,12 @@ def test_many_distinct_extended_resources_fit_only_where_offered() -> None:
     for i in range(n):
         assert [ix.node_names[j] for j in rows[f"default/a{i}"].nonzero()[0]] == [f"n{i}"]
     assert rows["default/plain"].all()
+    # the encoding (capacity rows only for requested resources) and the verifier agree
+    from optimizer import SolveConfig, optimize
+
+    extra = [pod(f"b{i}", extra={f"foo.com/bar-{i}": "1"}) for i in range(0, n, 2)]  # 2nd claimant
+    plan = optimize(inventory(*nodes, *agents, *extra), SolveConfig(time_limit=10, workers=1))
+    on = {p.agent: p.node for p in plan.placements}
+    assert len(on) == n + 1 and len(plan.unplaced) == len(extra)
+    assert all(on.get(f"default/a{i}", f"n{i}") == f"n{i}" for i in range(n))
+    assert all(on.get(f"default/b{i}", f"n{i}") == f"n{i}" for i in range(0, n, 2))
