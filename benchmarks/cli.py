@@ -106,9 +106,11 @@ def parser() -> argparse.ArgumentParser:
     scale = ap.add_argument_group("scale suite")
     scale.add_argument("--methods", default=None, metavar="LIST",
                        help="scale: comma-separated subset of greedy,agentplace,"
-                            "agentplace+aggregate,agentplace+scope (default all)")
+                            "agentplace+aggregate,agentplace+scope,agentplace+partition (default all)")
     scale.add_argument("--scope-k", type=int, default=64, metavar="K",
                        help="scale: SolveConfig.scope_k for agentplace+scope (default 64)")
+    scale.add_argument("--partitions", type=int, default=4, metavar="K",
+                       help="scale: SolveConfig.partitions for agentplace+partition (default 4)")
     scale.add_argument("--cap", type=float, default=300.0, metavar="S",
                        help="scale: wall-clock cap per run, after which it counts as TIMEOUT")
     scale.add_argument("--max-nodes", type=int, default=None, metavar="N",

@@ -6,8 +6,9 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -105,3 +106,22 @@ def check_plan(method: str, placements: Sequence[tuple[str, str]], snap: Snapsho
     if require_complete and unplaced:
         found.append(f"{len(unplaced)} agent(s) left unplaced, e.g. {unplaced[0]}")
     return PlanCheck(method, tuple(found))
+
+
+@dataclass
+class CheckedRun:
+    """One instance's figures and every plan's verifier check (a suite fails on any violation)."""
+
+    record: dict[str, Any]
+    checks: list[PlanCheck] = field(default_factory=list)
+
+    @property
+    def violations(self) -> list[str]:
+        return [f"{self.record['key']}: {c.method}: {v}" for c in self.checks for v in c.violations]
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """(fn(), seconds it took)."""
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t

@@ -35,7 +35,7 @@ from ortools.sat.python import cp_model
 from optimizer.config import SolveConfig, resolve_weights
 from optimizer.fastgreedy import is_local
 from optimizer.index import Index
-from optimizer.model import ModelBuilder, candidate_pairs
+from optimizer.model import ModelBuilder, candidate_pairs, cp_solver
 from optimizer.objective import TAINT_PENALTY, Objective, encode_objective
 from optimizer.preferences import soft_tables
 from optimizer.pricing import pricing_for
@@ -124,15 +124,7 @@ def solve(ix: Index, full: np.ndarray, hint: np.ndarray, cfg: SolveConfig,
 
     mb, obj = run("evaluator", evaluator)
     model, agg, size = run("build", lambda: _build(mb, obj, hint, cfg))
-    solver = cp_model.CpSolver()
-    p = solver.parameters
-    p.max_time_in_seconds = cfg.time_limit
-    p.num_workers = cfg.workers
-    p.random_seed = cfg.seed
-    p.log_search_progress = cfg.log_search
-    p.absolute_gap_limit = float(obj.gap_limit)
-    for k, v in cfg.extra_parameters.items():
-        setattr(p, k, v)
+    solver = cp_solver(cfg, obj.gap_limit)
     status = run("solve", lambda: solver.solve(model))
     counts = None
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):

@@ -74,6 +74,19 @@ def grouped_sequence(seq: list[int], groups: Sequence[tuple[np.ndarray, np.ndarr
     return out
 
 
+def fit_scores(strategy: str, cap: np.ndarray, requested: np.ndarray) -> np.ndarray:
+    """int64[...node]: kube's NodeResourcesFit score (LeastAllocated or MostAllocated, cpu and
+    memory weighted equally) with the agent's non-zero request already in `requested`."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if strategy == "MostAllocated":
+            part = np.minimum(requested, cap) * MAX_NODE_SCORE // np.maximum(cap, 1)
+        else:
+            part = (cap - requested) * MAX_NODE_SCORE // np.maximum(cap, 1)
+            part[requested > cap] = 0
+    part[cap == 0] = 0
+    return part.sum(axis=-1) // 2
+
+
 def greedy(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAllocated",
            rules: Sequence[Rule] = RULES, order: np.ndarray | None = None,
            prefer: np.ndarray | None = None) -> np.ndarray:
@@ -134,15 +147,7 @@ def greedy_plan(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAlloca
         if not fits.any():
             continue
         nz = np.array([req[cpu] or NONZERO_CPU, req[mem] or NONZERO_MEMORY], dtype=np.int64)
-        requested = nonzero_used + nz  # [node, 2]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if strategy == "MostAllocated":
-                part = np.minimum(requested, cap) * MAX_NODE_SCORE // np.maximum(cap, 1)
-            else:
-                part = (cap - requested) * MAX_NODE_SCORE // np.maximum(cap, 1)
-                part[requested > cap] = 0
-        part[cap == 0] = 0
-        score = part.sum(axis=1) // 2
+        score = fit_scores(strategy, cap, nonzero_used + nz)
         if strategy == "FirstFit":
             score = -np.arange(len(score))
         score[~fits] = np.iinfo(np.int64).min

@@ -51,12 +51,15 @@ class SolveConfig:
     # node-class aggregation (optimizer/aggregate.py): "auto" uses it for node-local windows
     # without a pack weight, "off" never
     aggregate: Literal["auto", "off"] = "off"
-    # candidate scoping (optimizer/scoping.py): per agent class at most about this many nodes
-    # (plus the greedy's, per-domain diversity, capacity slack); 0 = every candidate node
+    # candidate scoping (optimizer/scoping.py): per agent class at most about this many nodes,
+    # ranked by "fit" (the greedy's score; plus per-domain diversity and capacity slack) or
+    # "tightness" (best fit, plus the heuristic plans' nodes); 0 = every candidate node
     scope_k: int = 0
-    # large clusters: keep at most this many candidate nodes per agent class, the tightest fits
-    # plus the hint's nodes (optimizer/candidates.py); None: every feasible node
-    max_candidates: int | None = None
+    scope_by: Literal["fit", "tightness"] = "fit"
+    # POP-style decomposition (optimizer/decompose.py): k independent parts, merged, one repair
+    # pass; 0 or 1 = off. The pool: "process" (local, spawn), "serial", "ray" or "ray:ADDRESS"
+    partitions: int = 0
+    partition_pool: str = "process"
     extra_parameters: dict[str, object] = field(default_factory=dict)
 
 

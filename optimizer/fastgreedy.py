@@ -16,12 +16,9 @@ import heapq
 
 import numpy as np
 
+from optimizer.baseline import MAX_NODE_SCORE, NONZERO_CPU, NONZERO_MEMORY, fit_scores
 from optimizer.index import Index
 from optimizer.rules import colocation, gangs, gpu_share, pod_affinity, topology_spread
-
-NONZERO_CPU = 100  # millicores, as baseline.py (kube's DefaultMilliCPURequest)
-NONZERO_MEMORY = 200 * 1024 * 1024
-MAX_NODE_SCORE = 100
 
 
 def is_local(ix: Index) -> bool:
@@ -38,18 +35,6 @@ def is_local(ix: Index) -> bool:
     if gpu_share.tables(ix).any_gpu:  # per-card bookkeeping
         return False
     return not bool((gangs.gang_table(ix).gang_of_cls >= 0).any())
-
-
-def _scores(strategy: str, cap: np.ndarray, requested: np.ndarray) -> np.ndarray:
-    """int64[node]: baseline.greedy's score with the class's non-zero request already added."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if strategy == "MostAllocated":
-            part = np.minimum(requested, cap) * MAX_NODE_SCORE // np.maximum(cap, 1)
-        else:
-            part = (cap - requested) * MAX_NODE_SCORE // np.maximum(cap, 1)
-            part[requested > cap] = 0
-    part[cap == 0] = 0
-    return part.sum(axis=-1) // 2
 
 
 def greedy_local(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAllocated",
@@ -69,7 +54,7 @@ def greedy_local(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAlloc
     fit0 = static_mask & _fits_all(req, free)  # [cls, node]
     for c in range(ix.num_classes):
         nodes = np.nonzero(fit0[c])[0]
-        key = nodes if first_fit else -_scores(strategy, cap[nodes], used[nodes] + nz[c])
+        key = nodes if first_fit else -fit_scores(strategy, cap[nodes], used[nodes] + nz[c])
         h = list(zip(key.tolist(), nodes.tolist(), [0] * len(nodes), strict=True))
         heapq.heapify(h)
         heaps.append(h)

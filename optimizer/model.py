@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from ortools.sat.python import cp_model
 
+from optimizer.config import SolveConfig
 from optimizer.index import Index
 
 if TYPE_CHECKING:
@@ -188,3 +189,18 @@ def order_open_flags(mb: ModelBuilder, open_flag: dict[int, cp_model.IntVar]) ->
             added += 1
     mb.count_constraint("node symmetry", added)
     return added
+
+
+def cp_solver(cfg: SolveConfig, gap_limit: int) -> cp_model.CpSolver:
+    """A CP-SAT solver set up from the configuration: every model of a window (per-node,
+    aggregated, per-term bounds) solves under the same limits, seed and extra parameters."""
+    solver = cp_model.CpSolver()
+    p = solver.parameters
+    p.max_time_in_seconds = cfg.time_limit
+    p.num_workers = cfg.workers
+    p.random_seed = cfg.seed
+    p.log_search_progress = cfg.log_search
+    p.absolute_gap_limit = float(gap_limit)
+    for k, v in cfg.extra_parameters.items():
+        setattr(p, k, v)
+    return solver

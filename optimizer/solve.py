@@ -12,10 +12,9 @@ from ortools.sat.python import cp_model
 
 from models import Inventory, Pod
 from models.gcpause import paused_gc
-from optimizer import aggregate, scoping
+from optimizer import aggregate, decompose, scoping
 from optimizer import preemption as pre
 from optimizer.baseline import counts_from_assignment, decreasing_size_order, greedy_plan
-from optimizer.candidates import neighbourhood
 from optimizer.config import SolveConfig
 from optimizer.counterfactual import counterfactual
 from optimizer.explain import admission_reason, cluster_usage, explain_agent
@@ -25,6 +24,7 @@ from optimizer.model import (
     break_node_symmetry,
     candidate_pairs,
     canonical_counts,
+    cp_solver,
     order_open_flags,
 )
 from optimizer.objective import Objective, encode_objective
@@ -76,15 +76,7 @@ def _solve_cp(mb: ModelBuilder, obj: Objective, cfg: SolveConfig, solution: Solu
         _hint_evictions(mb, solution[1])
         for var, value in mb.aux_hints:
             mb.model.add_hint(var, value(hint))
-    solver = cp_model.CpSolver()
-    p = solver.parameters
-    p.max_time_in_seconds = cfg.time_limit
-    p.num_workers = cfg.workers
-    p.random_seed = cfg.seed
-    p.log_search_progress = cfg.log_search
-    p.absolute_gap_limit = float(obj.gap_limit)
-    for k, v in cfg.extra_parameters.items():
-        setattr(p, k, v)
+    solver = cp_solver(cfg, obj.gap_limit)
     status = clock.run("solve", lambda: solver.solve(mb.model))
     return solver, status
 
@@ -234,6 +226,10 @@ def _optimize(source: Inventory | Snapshot, cfg: SolveConfig | None,
     clock = _Clock()
     snap = source if isinstance(source, Snapshot) else clock.run(
         "snapshot", lambda: build_snapshot(source))
+    if cfg.partitions > 1:  # POP-style parts, each solved by this function (decompose.py)
+        plan = decompose.optimize_partitioned(snap, cfg, warm)
+        plan.timings = {**clock.timings, **plan.timings}
+        return plan
     ix = clock.run("index", lambda: Index(snap))
     ix.victims = clock.run("victims", lambda: pre.find_victims(ix, cfg.preemption, cfg.pdb_mode,
                                                                 cfg.now))
@@ -244,11 +240,11 @@ def _optimize(source: Inventory | Snapshot, cfg: SolveConfig | None,
             static, full = static & mask, full & mask
     base_nodes, base_evicted = clock.run("baseline", lambda: greedy_plan(ix, static, cfg.strategy))
     base: Solution = (counts_from_assignment(ix, base_nodes), base_evicted)
-    if cfg.scope_k > 0:  # candidate scoping: fewer pairs, the greedy's kept (scoping.py)
+    if cfg.scope_k > 0 and cfg.scope_by == "tightness":  # GPU fleets (scoping.py)
+        full = clock.run("scope", lambda: scoping.tight_scope(ix, full, static, base[0], cfg.scope_k,
+                                                              RULES))
+    elif cfg.scope_k > 0:  # candidate scoping: fewer pairs (scoping.py)
         full = clock.run("scope", lambda: scoping.scope(ix, full, base_nodes, cfg.scope_k, cfg.strategy))
-    if cfg.max_candidates:  # the tightest nodes per class plus the heuristics' (candidates.py)
-        full = clock.run("prefilter", lambda: neighbourhood(
-            ix, full, static, base[0], cfg.max_candidates, RULES))
 
     def build() -> tuple[ModelBuilder, Objective]:
         cls, node, upper = candidate_pairs(ix, full)
@@ -387,7 +383,7 @@ def _optimize(source: Inventory | Snapshot, cfg: SolveConfig | None,
                "solver_status": solver.status_name(status),
                "hint": {"source": names[pick], "objective": obj.value(*best), "used": cfg.hint},
                "time_limit": cfg.time_limit, "workers": cfg.workers,
-               **({"max_candidates": cfg.max_candidates} if cfg.max_candidates else {})},
+               **({"scope": {"k": cfg.scope_k, "by": cfg.scope_by}} if cfg.scope_k else {})},
         warnings=warnings,
         budgets=budget_report(dict(placements), snap),
     )

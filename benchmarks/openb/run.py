@@ -43,7 +43,7 @@ class Tier:
     max_demand: float  # replay until this % of GPU demand has arrived
     window: int
     time_limit: float
-    max_candidates: int
+    scope_k: int  # candidate nodes per class, ranked by tightness (optimizer/scoping.py)
     workloads: tuple[str, ...]
 
 
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace, data: Path, console: Console) -> int:
     params = dict(extra.pop("extra_parameters", {}) or {})
     params.setdefault("cp_model_probing_level", 0)  # probing alone ate 5 s windows (1,213 nodes)
     cfg = SolveConfig(time_limit=time_limit, workers=args.workers, seed=seed, profile="gpu",
-                      max_candidates=extra.pop("max_candidates", tier.max_candidates),
+                      scope_k=extra.pop("scope_k", tier.scope_k), scope_by="tightness",
                       extra_parameters=params, **extra)
     out = Path(args.out) if args.out else Path("bench-out") / f"openb-{args.tier}"
     started = dt.datetime.now(dt.UTC)
@@ -96,11 +96,11 @@ def run(args: argparse.Namespace, data: Path, console: Console) -> int:
         "node_fraction": tier.node_fraction, "tune_ratio": 1.3, "max_demand_pct": tier.max_demand,
         "window": window, "window_closes_at_demand_pct": R.MILESTONE_STEP,
         "time_limit": time_limit, "workers": args.workers, "profile": cfg.profile,
-        "max_candidates": cfg.max_candidates, "cp_sat_parameters": params,
+        "scope_k": cfg.scope_k, "scope_by": cfg.scope_by, "cp_sat_parameters": params,
         "solve_options": {k: v for k, v in extra.items()}}
     console.print(f"openb {args.tier}: workloads {', '.join(workloads)}; window {window} "
                   f"arrivals (and every {R.MILESTONE_STEP:g} % of demand); {time_limit:g} s per "
-                  f"window, {args.workers} workers; max {cfg.max_candidates} candidate nodes per class")
+                  f"window, {args.workers} workers; max {cfg.scope_k} candidate nodes per class")
     results = []
     failed = False
     for name in workloads:

@@ -7,6 +7,8 @@ parse (models.load_documents), then the method's own phases. Methods:
   agentplace            optimizer.optimize, per-node model (the default configuration)
   agentplace+aggregate  SolveConfig(aggregate="auto"): node-class aggregation where it applies
   agentplace+scope      SolveConfig(scope_k=K): candidate scoping
+  agentplace+partition  SolveConfig(partitions=K): POP-style parts in a process pool, merged,
+                        one repair pass (optimizer/decompose.py)
 Every plan goes through optimizer.verify (optimize does; the greedy's is checked here). After
 the timed part, each plan is scored by one reference objective (the full per-node model's, the
 default profile) on the same index, so quality compares across methods: objective_ref,
@@ -35,19 +37,22 @@ TIERS: dict[str, dict[str, list[int]]] = {
     # mixed stops at 5,000: its greedy (spread / affinity hooks rescan every bound agent per
     # step, O(agents^2)) took 34 s at 5,000 and exceeds any cap beyond
     "standard": {"basic": [1000, 5000, 20000, 50000], "mixed": [1000, 2000, 5000]},
+    # mixed beyond 5,000 too (the greedy may hit the cap): agentplace+partition at size
+    "stress": {"basic": [5000, 20000, 50000], "mixed": [5000, 20000]},
 }
-METHODS = ("greedy", "agentplace", "agentplace+aggregate", "agentplace+scope")
-DEFAULT_TIME_LIMIT = {"smoke": 5.0, "standard": 30.0}
+METHODS = ("greedy", "agentplace", "agentplace+aggregate", "agentplace+scope", "agentplace+partition")
+DEFAULT_TIME_LIMIT = {"smoke": 5.0, "standard": 30.0, "stress": 30.0}
 
 
 def _rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def method_options(method: str, scope_k: int) -> dict[str, Any]:
+def method_options(method: str, scope_k: int, partitions: int = 4) -> dict[str, Any]:
     """SolveConfig fields of a named method."""
     return {"agentplace+aggregate": {"aggregate": "auto"},
-            "agentplace+scope": {"scope_k": scope_k}}.get(method, {})
+            "agentplace+scope": {"scope_k": scope_k},
+            "agentplace+partition": {"partitions": partitions}}.get(method, {})
 
 
 def _child(shape: str, nodes: int, agents: int, method: str, time_limit: float, workers: int,
@@ -104,7 +109,10 @@ def _child(shape: str, nodes: int, agents: int, method: str, time_limit: float, 
                 "bound": plan.bound, "gap": plan.gap, "model": plan.model,
                 "warnings": plan.warnings[-2:]}
     wall = time.perf_counter() - t0
+    # a pool's processes (agentplace+partition) are not in the own RSS: the largest of them
+    children = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
     out |= {"seconds": round(wall, 3), "timings": timings, "peak_rss_mib": _rss_mib(),
+            "children_peak_rss_mib": children,
             "input_rss_mib": rss_input, "placed": len(placements)}
     # untimed: one reference objective for every method (the full per-node model's terms)
     t = time.perf_counter()
@@ -229,7 +237,9 @@ def _write(records: list[dict[str, Any]], out: Path, tier: str, started: dt.date
     payload = {"suite": "scale", "tier": tier, "started_at": started.isoformat(timespec="seconds"),
                "machine": machine_info(), "code": code_version(),
                "parameters": {"time_limit": time_limit, "workers": args.workers,
-                              "scope_k": args.scope_k, "cap_seconds": args.cap, "grid": grid,
+                              "scope_k": args.scope_k,
+                              "partitions": getattr(args, "partitions", 4), "cap_seconds": args.cap,
+                              "grid": grid,
                               "methods": methods},
                "ok": not bad, "records": records}
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=str))
@@ -266,7 +276,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
             for method in methods:
                 with console.status(f"{shape} {n} {method}"):
                     r = run_one(shape, n, n, method, time_limit, args.workers,
-                                method_options(method, args.scope_k), args.cap)
+                                method_options(method, args.scope_k,
+                                               getattr(args, "partitions", 4)), args.cap)
                 records.append(r)
                 _write(records, out, tier, started, time_limit, args, grid, methods)
                 console.print(f"  {shape} {n}x{n} {method}: {r.get('status')} "

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from benchmarks.common import PlanCheck, check_plan
+from benchmarks.common import CheckedRun, PlanCheck, check_plan, timed
 from benchmarks.tianchi import kube
 from benchmarks.tianchi.cost import Evaluation, evaluate
 from benchmarks.tianchi.data import Sample, Tianchi
@@ -65,20 +65,8 @@ class TianchiConfig:
                            strategy="LeastAllocated", **options)
 
 
-@dataclass
-class SampleResult:
-    record: dict[str, Any]
-    checks: list[PlanCheck] = field(default_factory=list)
-
-    @property
-    def violations(self) -> list[str]:
-        return [f"{self.record['key']}: {c.method}: {v}" for c in self.checks for v in c.violations]
-
-
-def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    t = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t
+class SampleResult(CheckedRun):
+    """One sample's figures and checks."""
 
 
 def machine_lower_bound(ds: Tianchi, s: Sample) -> int:
@@ -124,8 +112,8 @@ def run_sample(ds: Tianchi, s: Sample, key: str, cfg: TianchiConfig,
     methods: dict[str, dict[str, Any]] = {}
 
     progress("building the window")
-    docs, t_docs = _timed(lambda: kube.documents(ds, s))
-    inv, t_load = _timed(lambda: load_documents(docs, source="tianchi"))
+    docs, t_docs = timed(lambda: kube.documents(ds, s))
+    inv, t_load = timed(lambda: load_documents(docs, source="tianchi"))
     snap: Snapshot = build_snapshot(inv)
     rec["load_seconds"] = round(t_docs + t_load, 4)
 
@@ -154,7 +142,7 @@ def run_sample(ds: Tianchi, s: Sample, key: str, cfg: TianchiConfig,
                                        ("greedy-LeastAllocated", "LeastAllocated", False),
                                        ("greedy-MostAllocated", "MostAllocated", False)):
         progress(name)
-        by_agent, dt = _timed(lambda st=strategy, d=decreasing: run_greedy(st, d))
+        by_agent, dt = timed(lambda st=strategy, d=decreasing: run_greedy(st, d))
         record(name, by_agent, dt, snap)
 
     # agentplace

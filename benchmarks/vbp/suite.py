@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.baselines import HEURISTICS, Packing, solve_milp
-from benchmarks.common import PlanCheck, check_plan
+from benchmarks.common import CheckedRun, PlanCheck, check_plan, timed
 from benchmarks.vbp import kube
 from benchmarks.vbp.instances import VbpInstance
 from models import Inventory
@@ -65,20 +65,8 @@ class VbpConfig:
 
 
 @dataclass
-class InstanceResult:
-    record: dict[str, Any]
-    checks: list[PlanCheck] = field(default_factory=list)
+class InstanceResult(CheckedRun):
     errors: list[str] = field(default_factory=list)  # consistency failures (not the verifier's)
-
-    @property
-    def violations(self) -> list[str]:
-        return [f"{self.record['key']}: {c.method}: {v}" for c in self.checks for v in c.violations]
-
-
-def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    t = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t
 
 
 def _bins(bin_of: np.ndarray) -> int:
@@ -163,12 +151,12 @@ def run_instance(inst: VbpInstance, cfg: VbpConfig) -> InstanceResult:
     # 1. heuristics on the arrays
     packings: dict[str, Packing] = {}
     for name, h in HEURISTICS.items():
-        p, dt = _timed(lambda h=h: h(cap, sizes))
+        p, dt = timed(lambda h=h: h(cap, sizes))
         packings[name] = p
         methods[name] = _method(p.bins, p.complete, dt)
 
     # 2. the Kubernetes window with one node per item, and the kube-like greedy on it
-    (inv_all, snap_all), t_load = _timed(lambda: _load(cap, sizes, n))
+    (inv_all, snap_all), t_load = timed(lambda: _load(cap, sizes, n))
     rec["load_seconds"] = round(t_load, 6)
 
     def run_greedy() -> np.ndarray:
@@ -176,7 +164,7 @@ def run_instance(inst: VbpInstance, cfg: VbpConfig) -> InstanceResult:
         static, _ = prefilter(ix)
         return greedy(ix, static, "MostAllocated")
 
-    g, dt = _timed(run_greedy)
+    g, dt = timed(run_greedy)
     g_pl = [(p.ref, snap_all.nodes[int(b)].name) for p, b in zip(snap_all.pending, g, strict=True)
             if b >= 0]
     g_bin = kube.bins_from_plan(dict(g_pl), n)
@@ -224,7 +212,7 @@ def run_instance(inst: VbpInstance, cfg: VbpConfig) -> InstanceResult:
     # 5. the MILP on the same K bins
     if cfg.milp:
         warm = k_assign if cfg.milp_warm_start else None
-        r, dt = _timed(lambda: solve_milp(cap, sizes, k, cfg.time_limit, cfg.workers, warm))
+        r, dt = timed(lambda: solve_milp(cap, sizes, k, cfg.time_limit, cfg.workers, warm))
         complete = r.bins is not None
         # no solution at all: charge the packing it was offered (K bins), as a fallback would
         methods[MILP] = _method(r.bins if complete else k, complete, dt,

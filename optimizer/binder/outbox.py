@@ -35,11 +35,11 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -259,6 +259,18 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+
+T = TypeVar("T")
+
+def _filtered(row: Any, plan_id: str | None, state: str | None) -> Any:
+    """Rows of a table in id order, of one plan and/or in one state."""
+    stmt = select(row).order_by(row.id)
+    if plan_id is not None:
+        stmt = stmt.where(row.plan_id == plan_id)
+    if state is not None:
+        stmt = stmt.where(row.state == state)
+    return stmt
+
 class Outbox:
     """The durable state of every binding. All transitions are compare-and-set updates that name
     the state they leave, so a transition applied twice (a retry, a second process) is a no-op."""
@@ -357,19 +369,14 @@ class Outbox:
         stmt = (select(BindingRow).join(PlanRow, PlanRow.id == BindingRow.plan_id)
                 .where(BindingRow.state.in_((ISSUING, PENDING)), PlanRow.verified.is_(True), ~blocked)
                 .order_by((BindingRow.state == PENDING).asc(), BindingRow.id))
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        with self._session() as s:
-            return [_view(r) for r in s.scalars(stmt)]
+        return self._read(stmt if limit is None else stmt.limit(limit), _view)
 
     def bindings(self, plan_id: str | None = None, state: str | None = None) -> list[Binding]:
-        stmt = select(BindingRow).order_by(BindingRow.id)
-        if plan_id is not None:
-            stmt = stmt.where(BindingRow.plan_id == plan_id)
-        if state is not None:
-            stmt = stmt.where(BindingRow.state == state)
+        return self._read(_filtered(BindingRow, plan_id, state), _view)
+
+    def _read(self, stmt: Any, view: Callable[[Any], T]) -> list[T]:
         with self._session() as s:
-            return [_view(r) for r in s.scalars(stmt)]
+            return [view(r) for r in s.scalars(stmt)]
 
     def get(self, binding_id: int) -> Binding:
         with self._session() as s:
@@ -475,19 +482,10 @@ class Outbox:
         stmt = (select(EvictionRow).join(PlanRow, PlanRow.id == EvictionRow.plan_id)
                 .where(EvictionRow.state.in_(NOT_DONE), PlanRow.verified.is_(True))
                 .order_by((EvictionRow.state == PENDING).asc(), EvictionRow.id))
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        with self._session() as s:
-            return [_eview(r) for r in s.scalars(stmt)]
+        return self._read(stmt if limit is None else stmt.limit(limit), _eview)
 
     def evictions(self, plan_id: str | None = None, state: str | None = None) -> list[PodEviction]:
-        stmt = select(EvictionRow).order_by(EvictionRow.id)
-        if plan_id is not None:
-            stmt = stmt.where(EvictionRow.plan_id == plan_id)
-        if state is not None:
-            stmt = stmt.where(EvictionRow.state == state)
-        with self._session() as s:
-            return [_eview(r) for r in s.scalars(stmt)]
+        return self._read(_filtered(EvictionRow, plan_id, state), _eview)
 
     def eviction_counts(self, plan_id: str | None = None) -> dict[str, int]:
         """Evictions per state, every state present (0 when none)."""

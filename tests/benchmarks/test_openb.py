@@ -15,10 +15,10 @@ from benchmarks.openb import policies as P
 from benchmarks.openb.replay import cut
 from models import Inventory, load_documents
 from optimizer import SolveConfig, optimize
-from optimizer.candidates import limit_candidates
 from optimizer.gpu_cards import gpu_ask
 from optimizer.index import Index
 from optimizer.rules import RULES
+from optimizer.scoping import tightest
 from optimizer.snapshot import build_snapshot
 from optimizer.solve import prefilter
 from tests.builders import node
@@ -99,7 +99,7 @@ def test_the_neighbourhood_keeps_the_tightest_nodes_and_the_hint() -> None:
     _, full = prefilter(ix)
     keep = np.zeros_like(full)
     keep[0, 2] = True
-    got = limit_candidates(ix, full, 1, keep, RULES)
+    got = tightest(ix, full, 1, keep, RULES)
     assert int(got.sum()) == 2 and got[0, 2]
 
 

@@ -26,12 +26,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from optimizer.binder import BOUND, CONFLICT, EVICTED, FAILED, ISSUING, Outbox
+from tests.binder.conftest import PgServer
 from tests.binder.crash_worker import REFUSED, VICTIM_NODES
 
 log = logging.getLogger(__name__)
@@ -183,16 +185,26 @@ def _check(report: CrashReport, capsys: pytest.CaptureFixture[str]) -> None:
     # the five intruded nodes: one agent each no longer fits; one agent whose eviction was refused
     assert report.requeued == 6
     assert (report.evicted, report.eviction_failed, report.double_evictions) == (9, 1, 0)
-    assert report.kills_with_issuing >= 1, "no kill landed inside a binding: widen PAUSE"
-    assert report.kills_in_eviction_phase >= 1, "no kill landed while evictions were being issued"
+
+
+def _until_covered(url_for: Callable[[int], str], tmp_path: Path, seed: int,
+                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Every run must lose and double nothing. The kills land at random, so a run none of whose
+    kills hit a binding in flight (or the eviction phase) proves less: run again on a fresh
+    database with the next seed, at most three times (under load one run in a few misses)."""
+    for attempt in range(3):
+        report = run_crash_test(url_for(attempt), tmp_path / f"bindings-{attempt}.jsonl", seed + attempt)
+        _check(report, capsys)
+        if report.kills_with_issuing >= 1 and report.kills_in_eviction_phase >= 1:
+            return
+    pytest.fail("in 3 runs no kill landed inside a binding and in the eviction phase: widen PAUSE")
 
 
 def test_kill_9_at_random_points_loses_and_doubles_nothing_on_sqlite(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _check(run_crash_test(f"sqlite:///{tmp_path / 'outbox.db'}", tmp_path / "bindings.jsonl", seed=7),
-           capsys)
+    _until_covered(lambda i: f"sqlite:///{tmp_path / f'outbox-{i}.db'}", tmp_path, 7, capsys)
 
 
 def test_kill_9_at_random_points_loses_and_doubles_nothing_on_postgresql(
-        pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _check(run_crash_test(pg_url, tmp_path / "bindings.jsonl", seed=11), capsys)
+        pg_server: PgServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _until_covered(lambda i: pg_server.create_database(), tmp_path, 11, capsys)
