@@ -62,20 +62,23 @@ def greedy_local(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAlloc
     users = [np.nonzero(fit0[:, n])[0].tolist() for n in range(ix.num_nodes)] if ix.num_nodes else []
     version = [0] * ix.num_nodes
     dropped = np.zeros_like(fit0)  # [cls, node]: no longer fits, for good
-    reqs = req.tolist()
+    # per class, only the resources it requests (kube-perf's extended-resource shape has one
+    # resource per agent: 5,000 columns, of which each agent asks for one)
+    asks = [np.flatnonzero(row) for row in req]
+    ask_vals = [req[c, cols] for c, cols in enumerate(asks)]
     out = np.full(len(ix.snap.pending), -1, dtype=np.int64)
     seq = range(len(ix.snap.pending)) if order is None else order.tolist()
     class_of = ix.class_of.tolist()
     for a in seq:
         c = class_of[a]
-        h, rc = heaps[c], reqs[c]
+        h, cols, vals = heaps[c], asks[c], ask_vals[c]
         n = -1
         while h:
             _, cand, ver = h[0]
             if ver != version[cand] or dropped[c, cand]:
                 heapq.heappop(h)
                 continue
-            if all(r == 0 or r <= f for r, f in zip(rc, free[cand].tolist(), strict=True)):
+            if (vals <= free[cand, cols]).all():
                 n = cand
                 break
             heapq.heappop(h)
@@ -110,5 +113,6 @@ def _fits_all(req: np.ndarray, free: np.ndarray) -> np.ndarray:
     """bool[cls, node]: one agent of the class fits the node's free capacity."""
     out = np.empty((req.shape[0], free.shape[0]), dtype=bool)
     for c in range(req.shape[0]):
-        out[c] = np.all((req[c] <= free) | (req[c] == 0), axis=1)
+        cols = np.flatnonzero(req[c])  # a resource the class does not ask for always fits
+        out[c] = np.all(req[c, cols] <= free[:, cols], axis=1)
     return out
