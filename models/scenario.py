@@ -69,19 +69,7 @@ class Selector(LabelSelector):
 
 def selects(sel: LabelSelector | None, labels: dict[str, str]) -> bool:
     """metav1.LabelSelectorAsSelector(sel).Matches(labels); None selects nothing here."""
-    if sel is None:
-        return False
-    if any(labels.get(k) != v for k, v in sel.match_labels.items()):
-        return False
-    for r in sel.match_expressions:
-        have = labels.get(r.key)
-        ok = {"In": have is not None and have in r.values,
-              "NotIn": have is None or have not in r.values,
-              "Exists": have is not None,
-              "DoesNotExist": have is None}[r.operator]
-        if not ok:
-            return False
-    return True
+    return sel is not None and sel.matches(labels)
 
 
 class NodeSet(_Strict):
@@ -103,15 +91,10 @@ class AgentSet(_Strict):
     selector: Selector | None = None
 
 
-class AddNodes(_Strict):
-    copy_of: str | None = None
-    like: NodeSet | None = None  # copies the first selected node (by name)
-    template: Node | None = None
-    count: int = Field(ge=1, le=100_000)
-    name_prefix: str | None = Field(default=None, min_length=1)
-    labels: dict[str, str] = Field(default_factory=dict)
+class _Copies(_Strict):
+    """A change that adds copies of one source: `copyOf`, `like` or a `template`."""
 
-    @field_validator("template", mode="before")
+    @field_validator("template", mode="before", check_fields=False)
     @classmethod
     def _named(cls, v: Any) -> Any:
         # a template needs no name: the copies are named from namePrefix
@@ -121,13 +104,23 @@ class AddNodes(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _one_source(self) -> AddNodes:
-        if sum(x is not None for x in (self.copy_of, self.like, self.template)) != 1:
+    def _one_source(self) -> Any:
+        # each subclass types `like` and `template` for what it copies
+        if sum(getattr(self, f) is not None for f in ("copy_of", "like", "template")) != 1:
             raise ValueError("copyOf: Invalid value: give exactly one of copyOf, like and template")
         return self
 
 
-class AddAgents(_Strict):
+class AddNodes(_Copies):
+    copy_of: str | None = None
+    like: NodeSet | None = None  # copies the first selected node (by name)
+    template: Node | None = None
+    count: int = Field(ge=1, le=100_000)
+    name_prefix: str | None = Field(default=None, min_length=1)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class AddAgents(_Copies):
     copy_of: str | None = None  # `ns/name` of a pod in the input
     like: AgentSet | None = None  # copies the first selected pod (by ns/name), pending or not
     template: Pod | None = None
@@ -136,18 +129,8 @@ class AddAgents(_Strict):
     name_prefix: str | None = Field(default=None, min_length=1)
     labels: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("template", mode="before")
-    @classmethod
-    def _named(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            meta = v.get("metadata") if isinstance(v.get("metadata"), dict) else {}
-            return {**v, "metadata": {"name": "template", **meta}}
-        return v
-
     @model_validator(mode="after")
-    def _one_source(self) -> AddAgents:
-        if sum(x is not None for x in (self.copy_of, self.like, self.template)) != 1:
-            raise ValueError("copyOf: Invalid value: give exactly one of copyOf, like and template")
+    def _namespaced_copy(self) -> AddAgents:
         if self.copy_of is not None and "/" not in self.copy_of:
             raise ValueError(f"copyOf: Invalid value: {self.copy_of!r}: expected namespace/name")
         return self

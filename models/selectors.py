@@ -6,6 +6,7 @@ wording, so a plan is never built on a selector kube would not have accepted.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -95,3 +96,17 @@ class LabelSelectorRequirement(_Requirement):
 class LabelSelector(KubeModel):
     match_labels: dict[str, str] = Field(default_factory=dict)
     match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """metav1.LabelSelectorAsSelector(sel).Matches(labels); an empty selector matches all."""
+        if any(labels.get(k) != v for k, v in self.match_labels.items()):
+            return False
+        for r in self.match_expressions:
+            have = labels.get(r.key)
+            ok = {"In": have is not None and have in r.values,
+                  "NotIn": have is None or have not in r.values,
+                  "Exists": have is not None,
+                  "DoesNotExist": have is None}[r.operator]
+            if not ok:
+                return False
+        return True

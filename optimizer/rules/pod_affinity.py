@@ -106,17 +106,7 @@ def terms_of(pod: Pod, anti: bool) -> list[Term]:
 
 def selector_matches(sel: LabelSelector, labels: Mapping[str, str]) -> bool:
     """metav1.LabelSelectorAsSelector(sel).Matches(labels); an empty selector matches all."""
-    if any(labels.get(k) != v for k, v in sel.match_labels.items()):
-        return False
-    for r in sel.match_expressions:
-        have = labels.get(r.key)
-        ok = {"In": have is not None and have in r.values,
-              "NotIn": have is None or have not in r.values,
-              "Exists": have is not None,
-              "DoesNotExist": have is None}[r.operator]
-        if not ok:
-            return False
-    return True
+    return sel.matches(labels)
 
 
 def term_matches(term: Term, pod: Pod, namespace_labels: Mapping[str, str]) -> bool:
