@@ -162,19 +162,11 @@ def plan(
     """Place the pending agents found in the input onto its nodes, as one CP-SAT batch."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr)
     inv = _load(filename)
-    try:
-        options = PlanOptions(
-            time_limit=time_limit, workers=workers, seed=seed, strategy=strategy.value, profile=profile,
-            weights=parse_weights(weight or []), profiles_file=profiles, balance=parse_balance(balance),
-            term_gap=term_gap, term_bounds=term_bounds, preemption=not no_preemption, pdb=pdb.value,
-            log_search=verbose)
-        result = plan_window(inv, options)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except PlanInvalidError as exc:
-        typer.echo(f"internal error: plan failed verification: {exc}", err=True)
-        raise typer.Exit(3) from None
+    result = _solve_errors(lambda: plan_window(inv, PlanOptions(
+        time_limit=time_limit, workers=workers, seed=seed, strategy=strategy.value, profile=profile,
+        weights=parse_weights(weight or []), profiles_file=profiles, balance=parse_balance(balance),
+        term_gap=term_gap, term_bounds=term_bounds, preemption=not no_preemption, pdb=pdb.value,
+        log_search=verbose)))
     if output is Output.table:
         _plan_table(result)
     else:
@@ -293,14 +285,11 @@ def serve(
         raise typer.Exit(2) from None
 
 
-def _solve_errors(fn: Any) -> Any:
-    """Run fn; input, config and verification errors become exit codes 2 / 2 / 3."""
+def _solve_errors(fn: Any, *also: type[Exception]) -> Any:
+    """Run fn; input, config (and `also`) and verification errors become exit codes 2 / 3."""
     try:
         return fn()
-    except InputErrors as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except ConfigError as exc:
+    except (InputErrors, ConfigError, *also) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     except PlanInvalidError as exc:
@@ -514,14 +503,7 @@ def replan(
         max_targets=max_targets,
         solve=SolveConfig(time_limit=time_limit, workers=workers, seed=seed, profile=profile,
                           profiles_file=profiles))
-    try:
-        result = run_replan(inv, cfg)
-    except (ConfigError, ReplanError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except PlanInvalidError as exc:
-        typer.echo(f"internal error: plan failed verification: {exc}", err=True)
-        raise typer.Exit(3) from None
+    result = _solve_errors(lambda: run_replan(inv, cfg), ReplanError)
     if output is not Output.table:
         _dump(result.to_dict(), output)
         return
