@@ -14,17 +14,13 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from benchmarks.common import check_plan, code_version, machine_info
+from benchmarks.scale.reference import reference_score
 from benchmarks.synthetic import synthetic_window
 from optimizer import SolveConfig, optimize
 from optimizer.baseline import greedy
 from optimizer.index import Index
-from optimizer.model import ModelBuilder, candidate_pairs
-from optimizer.objective import encode_objective
 from optimizer.snapshot import build_snapshot
 from optimizer.solve import prefilter
 
@@ -42,17 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     inv = synthetic_window(args.nodes, args.agents, seed=args.seed)
     snap = build_snapshot(inv)
     ix = Index(snap)
-    static, full = prefilter(ix)
-    mb = ModelBuilder(ix, *candidate_pairs(ix, full))
-    mb.build_variables()
-    obj = encode_objective(mb, SolveConfig())
-
-    def score(placements: list[tuple[str, str]]) -> dict[str, Any]:
-        counts = np.zeros((ix.num_classes, ix.num_nodes), dtype=np.int64)
-        for a, n in placements:
-            counts[ix.class_of[snap.agent_pos[a]], snap.node_pos[n]] += 1
-        return {"placed": len(placements), "objective_ref": obj.value(counts),
-                "placed_priority": int(ix.class_priority @ counts.sum(axis=1))}
+    static, _ = prefilter(ix)
+    score = reference_score(ix)
 
     t = time.perf_counter()
     assign = greedy(ix, static, "LeastAllocated")

@@ -58,17 +58,15 @@ def method_options(method: str, scope_k: int, partitions: int = 4) -> dict[str, 
 def _child(shape: str, nodes: int, agents: int, method: str, time_limit: float, workers: int,
            opts: dict[str, Any], queue: Any) -> None:
     """One timed run in a fresh process; puts a result dict on `queue`."""
-    import numpy as np
 
     from benchmarks.common import check_plan
+    from benchmarks.scale.reference import reference_score
     from benchmarks.scale.shapes import SHAPES
     from models import load_documents
     from models.gcpause import paused_gc
     from optimizer import SolveConfig, optimize
     from optimizer.baseline import greedy
     from optimizer.index import Index
-    from optimizer.model import ModelBuilder, candidate_pairs
-    from optimizer.objective import encode_objective
     from optimizer.snapshot import build_snapshot
     from optimizer.solve import prefilter
 
@@ -113,24 +111,11 @@ def _child(shape: str, nodes: int, agents: int, method: str, time_limit: float, 
     children = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
     out |= {"seconds": round(wall, 3), "timings": timings, "peak_rss_mib": _rss_mib(),
             "children_peak_rss_mib": children,
-            "input_rss_mib": rss_input, "placed": len(placements)}
-    # untimed: one reference objective for every method (the full per-node model's terms)
+            "input_rss_mib": rss_input}
+    # untimed: placed and one reference objective for every method (reference.py)
     t = time.perf_counter()
-    snap = build_snapshot(inv)
-    ix = Index(snap)
-    _, full = prefilter(ix)
-    mb = ModelBuilder(ix, *candidate_pairs(ix, full))
-    mb.build_variables()
-    obj = encode_objective(mb, SolveConfig())
-    node_pos = {n: i for i, n in enumerate(ix.node_names)}
-    agent_pos = {p.ref: i for i, p in enumerate(snap.pending)}
-    counts = np.zeros((ix.num_classes, ix.num_nodes), dtype=np.int64)
-    for a, n in placements:
-        counts[ix.class_of[agent_pos[a]], node_pos[n]] += 1
-    out |= {"objective_ref": obj.value(counts),
-            "placed_priority": int(ix.class_priority @ counts.sum(axis=1)),
-            "balance_ref": next(t.evaluate(counts) for t in obj.terms if t.name == "balance"),
-            "reference_seconds": round(time.perf_counter() - t, 3)}
+    out |= reference_score(Index(build_snapshot(inv)))(placements)
+    out["reference_seconds"] = round(time.perf_counter() - t, 3)
     queue.put(out)
 
 
