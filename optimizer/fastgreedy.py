@@ -13,6 +13,7 @@ the same assignment as `baseline.greedy`: the same scores, ties to the lowest no
 from __future__ import annotations
 
 import heapq
+import weakref
 
 import numpy as np
 
@@ -20,9 +21,19 @@ from optimizer.baseline import MAX_NODE_SCORE, NONZERO_CPU, NONZERO_MEMORY, fit_
 from optimizer.index import Index
 from optimizer.rules import colocation, gangs, gpu_share, pod_affinity, topology_spread
 
+_LOCAL: weakref.WeakKeyDictionary[Index, bool] = weakref.WeakKeyDictionary()
+
 
 def is_local(ix: Index) -> bool:
-    """True when every rule in play decides a (class, node) pair from that node alone."""
+    """True when every rule in play decides a (class, node) pair from that node alone; once per
+    Index (every greedy run of a window and the aggregation check ask)."""
+    got = _LOCAL.get(ix)
+    if got is None:
+        got = _LOCAL[ix] = _is_local(ix)
+    return got
+
+
+def _is_local(ix: Index) -> bool:
     snap = ix.snap
     if snap.quotas or snap.token_budgets:
         return False

@@ -56,6 +56,7 @@ credited or charged for the preferences that pod took part in.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -125,7 +126,18 @@ class SoftTables:
     stats: dict[str, int] = field(default_factory=dict)
 
 
+_TABLES: weakref.WeakKeyDictionary[Index, SoftTables] = weakref.WeakKeyDictionary()
+
+
 def soft_tables(ix: Index) -> SoftTables:
+    """Once per Index: the objective's soft term and the aggregation check both read them."""
+    got = _TABLES.get(ix)
+    if got is None:
+        got = _TABLES[ix] = _soft_tables(ix)
+    return got
+
+
+def _soft_tables(ix: Index) -> SoftTables:
     snap = ix.snap
     pref, max_pref = preferred_scores(ix)
     node = (max_pref[:, None] - pref + TAINT_PENALTY * prefer_no_schedule_counts(ix)).astype(np.int64)
