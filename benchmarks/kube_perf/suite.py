@@ -6,12 +6,12 @@ the project verifier."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from benchmarks.common import PlanCheck, check_plan
+from benchmarks.common import CheckedRun, PlanCheck, check_plan
 from benchmarks.kube_perf.workloads import Built, Workload, build_objects, has_constraints
 from models import Inventory, load_documents
 from optimizer import PlanInvalidError, SolveConfig, optimize
@@ -39,14 +39,8 @@ class KubePerfConfig:
                            strategy="LeastAllocated", **dict(self.solve_options))
 
 
-@dataclass
-class ShapeResult:
-    record: dict[str, Any]
-    checks: list[PlanCheck] = field(default_factory=list)
-
-    @property
-    def violations(self) -> list[str]:
-        return [f"{self.record['key']}: {c.method}: {v}" for c in self.checks for v in c.violations]
+class ShapeResult(CheckedRun):
+    """One workload's figures and checks."""
 
 
 def _greedy_assign(snap_inv: Inventory) -> tuple[np.ndarray, Snapshot]:
