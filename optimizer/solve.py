@@ -19,6 +19,7 @@ from optimizer.baseline import counts_from_assignment, decreasing_size_order, gr
 from optimizer.config import SolveConfig
 from optimizer.counterfactual import counterfactual
 from optimizer.explain import admission_reason, cluster_usage, explain_agent
+from optimizer.hints import complete_hint
 from optimizer.index import Index
 from optimizer.model import (
     ModelBuilder,
@@ -38,6 +39,7 @@ from optimizer.verify import accounting_violations, verify
 log = logging.getLogger("agentplace.solve")
 T = TypeVar("T")
 Solution = tuple[np.ndarray, np.ndarray]  # (int64[cls, node] counts, bool[victim] evicted)
+HINT_SHARE = 0.05  # of the time limit, at most, to complete a partial hint (hints.py)
 
 
 class _Clock:
@@ -77,6 +79,8 @@ def _solve_cp(mb: ModelBuilder, obj: Objective, cfg: SolveConfig, solution: Solu
         _hint_evictions(mb, solution[1])
         for var, value in mb.aux_hints:
             mb.model.add_hint(var, value(hint))
+        # the quick phase has no presolve to complete a partial hint: complete it here (hints.py)
+        clock.run("hint", lambda: complete_hint(mb.model, HINT_SHARE * cfg.time_limit, cfg.seed))
     share = cfg.quick_phase if "cp_model_presolve" not in cfg.extra_parameters else 0.0
     if share <= 0 or share >= 1:
         solver = cp_solver(cfg, obj.gap_limit)
