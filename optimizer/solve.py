@@ -39,6 +39,7 @@ from optimizer.verify import accounting_violations, verify
 log = logging.getLogger("agentplace.solve")
 T = TypeVar("T")
 Solution = tuple[np.ndarray, np.ndarray]  # (int64[cls, node] counts, bool[victim] evicted)
+LIGHT_PRESOLVE = {"cp_model_probing_level": 0, "max_presolve_iterations": 1}
 HINT_SHARE = 0.05  # of the time limit, at most, to complete a partial hint (hints.py)
 
 
@@ -82,6 +83,8 @@ def _solve_cp(mb: ModelBuilder, obj: Objective, cfg: SolveConfig, solution: Solu
         # the quick phase has no presolve to complete a partial hint: complete it here (hints.py)
         clock.run("hint", lambda: complete_hint(mb.model, HINT_SHARE * cfg.time_limit, cfg.seed))
     share = cfg.quick_phase if "cp_model_presolve" not in cfg.extra_parameters else 0.0
+    if share > 0 and len(mb.model.proto.variables) <= cfg.light_presolve_below:
+        return _light(mb, obj, cfg, clock)
     if share <= 0 or share >= 1:
         solver = cp_solver(cfg, obj.gap_limit)
         return solver, clock.run("solve", lambda: solver.solve(mb.model))
@@ -115,6 +118,20 @@ def _two_phase(mb: ModelBuilder, obj: Objective, cfg: SolveConfig, share: float,
     if second == cp_model.FEASIBLE and full.objective_value >= quick.objective_value:
         return full, second
     return quick, status
+
+
+def _light(mb: ModelBuilder, obj: Objective, cfg: SolveConfig, clock: _Clock
+           ) -> tuple[cp_model.CpSolver, int]:
+    """One solve with a light presolve (no probing, one pass), for small models.
+
+    On a small model the full presolve costs more than it proves: the latency window (50 agents
+    x 500 nodes, every hard rule, ~4,700 variables) spent ~0.6 s of its 1 s in presolve (four
+    symmetry passes, probing) and the two-phase solve proved 8 of 20 windows; one solve with
+    the light presolve proved 20 of 20, mean solve 0.25 s (no presolve at all: 18 of 20, 0.43 s).
+    Parameters set in extra_parameters win."""
+    light = {**LIGHT_PRESOLVE, **cfg.extra_parameters}
+    solver = cp_solver(replace(cfg, extra_parameters=light), obj.gap_limit)
+    return solver, clock.run("solve", lambda: solver.solve(mb.model))
 
 
 def _hint_evictions(mb: ModelBuilder, evicted: np.ndarray) -> None:
