@@ -13,6 +13,8 @@ complete, feasible solution the search starts from.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ortools.sat.python import cp_model
 
 
@@ -40,3 +42,12 @@ def complete_hint(model: cp_model.CpModel, time_limit: float, seed: int = 0) -> 
         var = model.get_int_var_from_proto_index(i)
         model.add_hint(var, solver.value(var))
     return len(missing)
+
+
+def add_hints(model: cp_model.CpModel, variables: Sequence[cp_model.IntVar], values: Sequence[int]
+              ) -> None:
+    """model.add_hint for many (non-negated) variables at once: two list extends instead of a
+    Python call per variable (~4,700 x vars per latency window: ~10 ms saved)."""
+    hint = model.proto.solution_hint
+    hint.vars.extend([v.index for v in variables])
+    hint.values.extend([int(x) for x in values])

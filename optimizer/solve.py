@@ -19,7 +19,7 @@ from optimizer.baseline import counts_from_assignment, decreasing_size_order, gr
 from optimizer.config import SolveConfig
 from optimizer.counterfactual import counterfactual
 from optimizer.explain import admission_reason, cluster_usage, explain_agent
-from optimizer.hints import complete_hint
+from optimizer.hints import add_hints, complete_hint
 from optimizer.index import Index
 from optimizer.model import (
     ModelBuilder,
@@ -73,8 +73,7 @@ def _solve_cp(mb: ModelBuilder, obj: Objective, cfg: SolveConfig, solution: Solu
               clock: _Clock) -> tuple[cp_model.CpSolver, int]:
     if solution is not None:
         hint = canonical_counts(mb, solution[0])
-        for p, (c, n) in enumerate(zip(mb.pair_cls.tolist(), mb.pair_node.tolist(), strict=True)):
-            mb.model.add_hint(mb.x[p], min(int(hint[c, n]), int(mb.upper[p])))
+        add_hints(mb.model, mb.x, np.minimum(hint[mb.pair_cls, mb.pair_node], mb.upper).tolist())
         for var, value in obj.hints:
             mb.model.add_hint(var, value(hint))
         _hint_evictions(mb, solution[1])

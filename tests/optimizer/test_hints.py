@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ortools.sat.python import cp_model
 
-from optimizer.hints import complete_hint
+from optimizer.hints import add_hints, complete_hint
 
 
 def _hints(model: cp_model.CpModel) -> dict[int, int]:
@@ -51,3 +51,12 @@ def test_a_complete_or_infeasible_hint_is_left_alone() -> None:
     for var, v in ((xs2[0], 1), (xs2[1], 1), (xs2[2], 1), (recv2, 1), (low2, 1)):
         m2.add_hint(var, v)
     assert complete_hint(m2, 1.0) == 0 and len(_hints(m2)) == 5
+
+
+def test_add_hints_equals_add_hint_per_variable() -> None:
+    m1, xs1, _, _ = _model()
+    m2, xs2, _, _ = _model()
+    for x, v in zip(xs1, (2, 0, 1), strict=True):
+        m1.add_hint(x, v)
+    add_hints(m2, xs2, [2, 0, 1])
+    assert _hints(m1) == _hints(m2) == {xs1[0].index: 2, xs1[1].index: 0, xs1[2].index: 1}
