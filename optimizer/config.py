@@ -66,6 +66,9 @@ class SolveConfig:
     # models with at most this many variables skip the two phases: one solve with a light
     # presolve (solve.py _light; the latency window's ~4,700). 0 = always two phases
     light_presolve_below: int = 10_000
+    # drop the surplus of groups of interchangeable empty nodes (optimizer/interchangeable.py;
+    # exact: the optimum is kept). Not with extensions or aggregation
+    trim_interchangeable: bool = True
     extra_parameters: dict[str, object] = field(default_factory=dict)
 
 

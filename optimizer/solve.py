@@ -13,7 +13,7 @@ from ortools.sat.python import cp_model
 
 from models import Inventory, Pod
 from models.gcpause import paused_gc
-from optimizer import aggregate, decompose, scoping
+from optimizer import aggregate, decompose, interchangeable, scoping
 from optimizer import preemption as pre
 from optimizer.baseline import counts_from_assignment, decreasing_size_order, greedy_plan
 from optimizer.config import SolveConfig
@@ -39,7 +39,7 @@ from optimizer.verify import accounting_violations, verify
 log = logging.getLogger("agentplace.solve")
 T = TypeVar("T")
 Solution = tuple[np.ndarray, np.ndarray]  # (int64[cls, node] counts, bool[victim] evicted)
-LIGHT_PRESOLVE = {"cp_model_probing_level": 0, "max_presolve_iterations": 1}
+LIGHT_PRESOLVE = {"cp_model_probing_level": 0, "max_presolve_iterations": 1, "symmetry_level": 0}
 HINT_SHARE = 0.05  # of the time limit, at most, to complete a partial hint (hints.py)
 
 
@@ -121,13 +121,15 @@ def _two_phase(mb: ModelBuilder, obj: Objective, cfg: SolveConfig, share: float,
 
 def _light(mb: ModelBuilder, obj: Objective, cfg: SolveConfig, clock: _Clock
            ) -> tuple[cp_model.CpSolver, int]:
-    """One solve with a light presolve (no probing, one pass), for small models.
+    """One solve with a light presolve (no probing, no symmetry detection, one pass), for small
+    models.
 
     On a small model the full presolve costs more than it proves: the latency window (50 agents
     x 500 nodes, every hard rule, ~4,700 variables) spent ~0.6 s of its 1 s in presolve (four
     symmetry passes, probing) and the two-phase solve proved 8 of 20 windows; one solve with
     the light presolve proved 20 of 20, mean solve 0.25 s (no presolve at all: 18 of 20, 0.43 s).
-    Parameters set in extra_parameters win."""
+    Symmetry detection is off: interchangeable.py drops the surplus of the node orbits it would
+    find, and on the trimmed model it took 0.5 s alone. Parameters set in extra_parameters win."""
     light = {**LIGHT_PRESOLVE, **cfg.extra_parameters}
     solver = cp_solver(replace(cfg, extra_parameters=light), obj.gap_limit)
     return solver, clock.run("solve", lambda: solver.solve(mb.model))
@@ -330,6 +332,10 @@ def _optimize(source: Inventory | Snapshot, cfg: SolveConfig | None,
     if agg is not None:
         mb, obj, solver, status = agg.mb, agg.obj, agg.solver, agg.status
     else:
+        cut = clock.run("trim", lambda: interchangeable.trim(ix, full)) if (
+            cfg.trim_interchangeable and not cfg.extensions) else None
+        if cut is not None:  # plans on the full node set are mapped onto the kept nodes
+            full, base = cut.mask, (cut.canonical(base[0]), base[1])
         mb, obj = clock.run("build", build)
         log.info("model: %s", mb.size())
         # the hint: the best by the objective of the kube-like greedy and two packing orders
@@ -339,7 +345,8 @@ def _optimize(source: Inventory | Snapshot, cfg: SolveConfig | None,
 
         def heuristic(strategy: str) -> Solution:
             nodes, evicted = greedy_plan(ix, static, strategy, order=decreasing_size_order(ix))
-            return counts_from_assignment(ix, nodes), evicted
+            counts = counts_from_assignment(ix, nodes)
+            return (cut.canonical(counts) if cut is not None else counts), evicted
 
         # LeastAllocated on the big-first order spreads as it packs: the balance term's hint
         # (Tianchi 1k: every agent placed at official cost 139 vs 215 for the packing orders);
@@ -353,7 +360,8 @@ def _optimize(source: Inventory | Snapshot, cfg: SolveConfig | None,
 
             def warmed() -> Solution:
                 nodes, evicted = greedy_plan(ix, static, cfg.strategy, prefer=prefer)
-                return counts_from_assignment(ix, nodes), evicted
+                counts = counts_from_assignment(ix, nodes)
+                return (cut.canonical(counts) if cut is not None else counts), evicted
 
             heuristics.append(clock.run("heuristics", warmed))
             names.append("warm")
