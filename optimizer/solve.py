@@ -135,6 +135,14 @@ def _light(mb: ModelBuilder, obj: Objective, cfg: SolveConfig, clock: _Clock
     return solver, clock.run("solve", lambda: solver.solve(mb.model))
 
 
+def _canonical(cut: interchangeable.Trim | None, sol: Solution) -> Solution:
+    """A plan on the full node set mapped onto the nodes the trim kept (interchangeable.py)."""
+    if cut is None:
+        return sol
+    counts, evicted = cut.canonical(sol[0], sol[1])
+    return counts, evicted if evicted is not None else sol[1]
+
+
 def _hint_evictions(mb: ModelBuilder, evicted: np.ndarray) -> None:
     ev, victims = mb.evictions, mb.ix.victims
     if ev is None or victims is None:
@@ -335,7 +343,7 @@ def _optimize(source: Inventory | Snapshot, cfg: SolveConfig | None,
         cut = clock.run("trim", lambda: interchangeable.trim(ix, full)) if (
             cfg.trim_interchangeable and not cfg.extensions) else None
         if cut is not None:  # plans on the full node set are mapped onto the kept nodes
-            full, base = cut.mask, (cut.canonical(base[0]), base[1])
+            full, base = cut.mask, _canonical(cut, base)
         mb, obj = clock.run("build", build)
         log.info("model: %s", mb.size())
         # the hint: the best by the objective of the kube-like greedy and two packing orders
@@ -345,8 +353,7 @@ def _optimize(source: Inventory | Snapshot, cfg: SolveConfig | None,
 
         def heuristic(strategy: str) -> Solution:
             nodes, evicted = greedy_plan(ix, static, strategy, order=decreasing_size_order(ix))
-            counts = counts_from_assignment(ix, nodes)
-            return (cut.canonical(counts) if cut is not None else counts), evicted
+            return _canonical(cut, (counts_from_assignment(ix, nodes), evicted))
 
         # LeastAllocated on the big-first order spreads as it packs: the balance term's hint
         # (Tianchi 1k: every agent placed at official cost 139 vs 215 for the packing orders);
@@ -360,8 +367,7 @@ def _optimize(source: Inventory | Snapshot, cfg: SolveConfig | None,
 
             def warmed() -> Solution:
                 nodes, evicted = greedy_plan(ix, static, cfg.strategy, prefer=prefer)
-                counts = counts_from_assignment(ix, nodes)
-                return (cut.canonical(counts) if cut is not None else counts), evicted
+                return _canonical(cut, (counts_from_assignment(ix, nodes), evicted))
 
             heuristics.append(clock.run("heuristics", warmed))
             names.append("warm")

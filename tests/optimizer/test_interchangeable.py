@@ -59,10 +59,41 @@ def test_canonical_moves_a_plan_onto_the_kept_nodes() -> None:
     counts = np.zeros((ix.num_classes, ix.num_nodes), dtype=np.int64)
     counts[0, 4] = 1
     counts[1, 2] = 1
-    out = cut.canonical(counts)
+    out, gone = cut.canonical(counts)
+    assert gone is None
     assert out.sum(axis=1).tolist() == counts.sum(axis=1).tolist()
     assert out[:, 2:].sum() == 0 and (out[:, :2].sum(axis=0) == 1).all()
     assert (out[:, :2] <= cut.mask[:, :2]).all()
+
+
+def test_twins_with_running_pods_keep_their_victims_aligned() -> None:
+    # six 4-cpu nodes, each running a 3-cpu low-priority pod: an agent fits only by preempting
+    objs = [node(f"n{i}") for i in range(6)]
+    objs += [pod(f"batch-{i}", "3", node_name=f"n{i}", labels={"app": "batch"}, priority=0)
+             for i in range(6)]
+    objs += [pod("p0", "2", priority=100), pod("p1", "2", priority=100)]
+    ix = Index(build_snapshot(inventory(*objs)))
+    from optimizer.preemption import find_victims
+
+    ix.victims = find_victims(ix)
+    assert len(ix.victims) == 6
+    cut = trim(ix, prefilter(ix)[1])
+    assert cut is not None and cut.kept == (2,) and len(cut.groups[0]) == 6
+    counts = np.zeros((ix.num_classes, ix.num_nodes), dtype=np.int64)
+    n5 = ix.node_names.index("n5")
+    counts[0, n5] = 1
+    evicted = ix.victims.node == n5
+    out, gone = cut.canonical(counts, evicted)
+    assert gone is not None and gone.sum() == 1
+    target = int(np.flatnonzero(out[0])[0])
+    assert target in cut.groups[0][:2].tolist()  # a kept node, with its own pod evicted
+    assert int(ix.victims.node[gone][0]) == target
+    # a pod that differs (another label) makes its node no twin of the others
+    objs[6] = pod("batch-0", "3", node_name="n0", labels={"app": "other"}, priority=0)
+    ix = Index(build_snapshot(inventory(*objs)))
+    ix.victims = find_victims(ix)
+    cut = trim(ix, prefilter(ix)[1])
+    assert cut is not None and ix.node_names.index("n0") not in cut.groups[0].tolist()
 
 
 def test_the_optimum_is_the_same_with_and_without_trimming() -> None:
