@@ -80,8 +80,12 @@ def counterfactual(pod: Pod, snap: Snapshot, usage: Mapping[str, NodeUsage]) -> 
     rejected by two or more rules."""
     best: tuple[float, str, str] | None = None
     for node in snap.nodes:
-        failing = [(rule.name, [r.message for r in reasons]) for rule in RULES
-                   if (reasons := rule.explain(pod, node, usage[node.name]))]
+        failing: list[tuple[str, list[str]]] = []
+        for rule in RULES:
+            if reasons := rule.explain(pod, node, usage[node.name]):
+                failing.append((rule.name, [r.message for r in reasons]))
+                if len(failing) > 1:  # two rules reject it: no one-rule change helps here
+                    break
         if len(failing) != 1:
             continue
         size, text = _describe(failing[0][0], pod, node, usage[node.name], failing[0][1])
