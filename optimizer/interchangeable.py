@@ -91,8 +91,9 @@ def trim(ix: Index, mask: np.ndarray) -> Trim | None:
     # larger than what their classes could fill get the full key
     cols = np.flatnonzero(usable)
     pods = np.array([len(ix.snap.running_on[n]) for n in cols.tolist()], dtype=np.int64)
-    rows = np.concatenate([mask[:, cols].T.astype(np.int64), ix.alloc[cols], ix.used[cols],
-                           pods[:, None]], axis=1)
+    _, candidates = np.unique(np.packbits(mask[:, cols].T, axis=1), axis=0, return_inverse=True)
+    rows = np.concatenate([candidates.reshape(-1, 1).astype(np.int64), ix.alloc[cols],
+                           ix.used[cols], pods[:, None]], axis=1)
     _, coarse = np.unique(rows, axis=0, return_inverse=True)
     coarse = coarse.reshape(-1)
     need = ix.class_size @ mask[:, cols]  # agents that may land on each node
