@@ -7,10 +7,11 @@ Per window (seeded; the cluster is built once per run, the 50 agents drawn per w
   greedy       the kube-like greedy (LeastAllocated) on the same window, timed the same way
                (snapshot, index, prefilter, greedy, verify)
 Both plans go through optimizer.verify.verify; any violation fails the run. Reported: p50 / p90 /
-p99 / max end-to-end, the split (encode = snapshot + index + prefilter + baseline + build +
-heuristics; solve; decode + verify = verify + explain), the gap on the weighted terms (bound −
-objective as a fraction of a weight-1.0 term's full swing, objective.SCALE), placed agents and
-placed priority vs the greedy, and a cProfile of a few extra windows (profile.txt).
+p99 / max end-to-end, the split (encode = snapshot + index + victims + prefilter + baseline +
+trim + build + heuristics + hint completion; solve; decode + verify = verify + explain), the
+gap on the weighted terms (bound − objective as a fraction of a weight-1.0 term's full swing,
+objective.SCALE), placed agents and placed priority vs the greedy, and a cProfile of a few
+extra windows (profile.txt).
 Targets (issue 7): p50 <= 250 ms, p99 <= 1 s, gap <= 1 %.
 """
 
@@ -46,7 +47,8 @@ from optimizer.solve import prefilter
 WINDOWS = {"smoke": 20, "standard": 100, "stress": 300}
 DEFAULT_TIME_LIMIT = 1.0
 TARGETS = {"p50_seconds": 0.25, "p99_seconds": 1.0, "gap": 0.01}
-ENCODE = ("snapshot", "index", "prefilter", "baseline", "build", "heuristics")
+ENCODE = ("snapshot", "index", "victims", "prefilter", "baseline", "trim", "build", "heuristics",
+          "hint")
 DECODE = ("verify", "explain")
 PROFILED_WINDOWS = 5
 EXIT_OK, EXIT_FAILED = 0, 1
