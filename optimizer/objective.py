@@ -186,8 +186,11 @@ def _balance(mb: ModelBuilder, weight: float, hints: list[Any], resources: dict[
                 alloc = int(ix.alloc[n, j])
                 if alloc <= 0:
                     continue
-                terms = [int(100 * a) * x for a, x in zip(ix.req[classes, j], xs, strict=True) if a]
-                mb.model.add(100 * int(ix.used[n, j]) + sum(terms) <= alloc * u)
+                coef = ix.req[classes, j]
+                asks = coef != 0
+                load = cp_model.LinearExpr.weighted_sum(
+                    [x for x, a in zip(xs, asks, strict=True) if a], (100 * coef[asks]).tolist())
+                mb.model.add(100 * int(ix.used[n, j]) + load <= alloc * u)
                 mb.count_constraint("balance")
         term.expr = cp_model.LinearExpr.weighted_sum(us, [rw[j] for j in cols])
     return term

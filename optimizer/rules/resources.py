@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
+from ortools.sat.python import cp_model
 
 from models import Node, Pod
 from optimizer.index import Index
@@ -69,7 +70,8 @@ class NodeResourcesFit:
                     continue
                 nz = coef != 0
                 gain = freed(ix.victims, mb.evictions, n, r) if ix.victims is not None else []
-                load = sum(int(a) * x for a, x, keep in zip(coef, xs, nz, strict=True) if keep)
+                load = cp_model.LinearExpr.weighted_sum([x for x, keep in zip(xs, nz, strict=True) if keep],
+                                                        coef[nz].tolist())
                 room = int(free[n, r]) + sum(q * e for q, e in gain)
                 if free[n, r] < 0:  # over-committed: binds only once something lands there
                     used = mb.model.new_bool_var(f"used_{n}_{r}")
