@@ -145,8 +145,9 @@ def greedy_local(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAlloc
             if verdict == DROP:
                 dropped[c, cand] = True
             else:
+                assert where is not None
                 parked[c, cand] = True
-                where.setdefault(code, []).append(cand)  # type: ignore[attr-defined]
+                where.setdefault(code, []).append(cand)
         if n < 0:
             continue
         out[a] = n

@@ -137,7 +137,7 @@ class Gates:
     def any(self) -> bool:
         return any(self.spread) or any(a is not None for a in self.affinity) or any(self.closes)
 
-    def verdict(self, c: int, n: int) -> tuple[int, object, int]:
+    def verdict(self, c: int, n: int) -> tuple[int, Parked | None, int]:
         """(OK | PARK | DROP, where to park, domain code) for one agent of class c on node n."""
         for arr, codes in self._closed_rows[c]:
             code = codes[n]

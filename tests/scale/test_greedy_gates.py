@@ -101,7 +101,7 @@ def test_windows_exercise_every_gate(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: Counter[str] = Counter()
     verdict, bind = Gates.verdict, Gates.bind
 
-    def spy_verdict(self: Gates, c: int, n: int) -> tuple[int, object, int]:
+    def spy_verdict(self: Gates, c: int, n: int) -> tuple[int, Any, int]:
         got = verdict(self, c, n)
         kind = ("affinity" if any(got[1] is p for a in self.affinity if a for p in a.parked)
                 else "spread")
