@@ -111,11 +111,11 @@ def greedy_plan(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAlloca
     victims = ix.victims if preempt and ix.victims is not None and len(ix.victims) else None
     evicted = np.zeros(len(ix.victims) if ix.victims is not None else 0, dtype=bool)
     pdb_used = np.zeros(len(victims.pdbs) if victims is not None else 0, dtype=np.int64)
-    from optimizer.fastgreedy import greedy_local, is_local  # late: the rules import this module
+    from optimizer.fastgreedy import fast_applies, greedy_local  # late: the rules import this module
 
-    if rules is RULES and victims is None and prefer is None and is_local(ix):
+    if rules is RULES and victims is None and fast_applies(ix):
         # same answer, heap per class instead of node scans
-        return greedy_local(ix, static_mask, strategy, order), evicted
+        return greedy_local(ix, static_mask, strategy, order, prefer), evicted
     hooks = [h for rule in rules if (h := getattr(rule, "admits", None)) is not None]
     groups = [g(ix) for rule in rules if (g := getattr(rule, "all_or_nothing", None)) is not None]
     free = ix.free.copy()  # [node, res]

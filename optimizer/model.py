@@ -43,6 +43,8 @@ class ModelBuilder:
     # variables, found no solution in 60 s)
     aux_hints: list[tuple[cp_model.IntVar, Callable[[np.ndarray], int]]] = field(default_factory=list)
     _pairs_of_node: dict[int, np.ndarray] | None = None
+    _by_node: dict[int, tuple[np.ndarray, list[cp_model.IntVar]]] | None = None
+    _by_node_x: list[cp_model.IntVar] = field(default_factory=list)
 
     def build_variables(self) -> None:
         self.x = [
@@ -82,9 +84,13 @@ class ModelBuilder:
         return self._pairs_of_node
 
     def by_node(self) -> dict[int, tuple[np.ndarray, list[cp_model.IntVar]]]:
-        """node -> (classes, x vars) of its candidate pairs."""
-        return {n: (self.pair_cls[ps], [self.x[p] for p in ps.tolist()])
-                for n, ps in self.pairs_of_node.items()}
+        """node -> (classes, x vars) of its candidate pairs (built once: several rules and
+        terms walk it; read-only for callers)."""
+        if self._by_node is None or self._by_node_x is not self.x:
+            self._by_node_x = self.x
+            self._by_node = {n: (self.pair_cls[ps], [self.x[p] for p in ps.tolist()])
+                             for n, ps in self.pairs_of_node.items()}
+        return self._by_node
 
     def count_constraint(self, family: str, n: int = 1) -> None:
         self.constraints[family] += n

@@ -178,18 +178,18 @@ def _balance(mb: ModelBuilder, weight: float, hints: list[Any], resources: dict[
                 weight, 100 * sum(rw.values()), lambda counts: sum(rw[j] * util(counts, j) for j in cols))
     if weight > 0:
         us = []
-        by_node = mb.by_node()
         for j in cols:
             u = mb.model.new_int_var(0, 100_000, f"util_{ix.resources[j]}")
             us.append(u)
             hints.append((u, lambda counts, j=j: util(counts, j)))
-            for n, (classes, xs) in by_node.items():
+            for n, (classes, xs) in mb.by_node().items():
                 alloc = int(ix.alloc[n, j])
                 if alloc <= 0:
                     continue
-                coef = 100 * ix.req[classes, j]
-                nz = np.flatnonzero(coef).tolist()
-                load = cp_model.LinearExpr.weighted_sum([xs[i] for i in nz], coef[nz].tolist())
+                coef = ix.req[classes, j]
+                asks = coef != 0
+                load = cp_model.LinearExpr.weighted_sum(
+                    [x for x, a in zip(xs, asks, strict=True) if a], (100 * coef[asks]).tolist())
                 mb.model.add(100 * int(ix.used[n, j]) + load <= alloc * u)
                 mb.count_constraint("balance")
         term.expr = cp_model.LinearExpr.weighted_sum(us, [rw[j] for j in cols])

@@ -599,24 +599,24 @@ class InterPodAffinity:
                 detail)
 
         everyone = running + placed
+        by_domain = _DomainIndex(everyone)
         for a, an in placed:
             for t in terms_of(a, True):
                 value = an.labels.get(t.topology_key)
                 if value is None:
                     continue
-                for q, qn in everyone:
-                    if q is not a and qn.labels.get(t.topology_key) == value and \
-                            term_matches(t, q, nsl[q.namespace]):
+                for q, qn in by_domain.of(t.topology_key, value):
+                    if q is not a and term_matches(t, q, nsl[q.namespace]):
                         note(a, an, REASON_ANTI,
                              f"{q.ref} on {qn.name} matches its term in {t.topology_key}={value}")
+        placed_by_domain = _DomainIndex(placed)
         for q, qn in running:
             for t in terms_of(q, True):
                 value = qn.labels.get(t.topology_key)
                 if value is None:
                     continue
-                for a, an in placed:
-                    if an.labels.get(t.topology_key) == value and \
-                            term_matches(t, a, nsl[a.namespace]):
+                for a, an in placed_by_domain.of(t.topology_key, value):
+                    if term_matches(t, a, nsl[a.namespace]):
                         note(a, an, REASON_EXISTING,
                              f"running {q.ref} on {qn.name} excludes it from "
                              f"{t.topology_key}={value}")
@@ -630,6 +630,26 @@ class InterPodAffinity:
             first.setdefault(f.agent, f)
         return [Violation(self.name, f.agent, f.node, f"{f.reason}: {'; '.join(f.details[:3])}")
                 for f in sorted(first.values(), key=lambda f: f.agent)]
+
+
+class _DomainIndex:
+    """Pods by (topology key, value) of their node, built per key on first use: anti-affinity
+    checks only pods sharing the domain (a scan of every pod per term was O(agents^2): 241 s
+    at 50,000)."""
+
+    def __init__(self, pods: list[tuple[Pod, Node]]) -> None:
+        self._pods = pods
+        self._by_key: dict[str, dict[str, list[tuple[Pod, Node]]]] = {}
+
+    def of(self, key: str, value: str) -> list[tuple[Pod, Node]]:
+        table = self._by_key.get(key)
+        if table is None:
+            table = self._by_key[key] = {}
+            for q, qn in self._pods:
+                v = qn.labels.get(key)
+                if v is not None:
+                    table.setdefault(v, []).append((q, qn))
+        return table.get(value, [])
 
 
 @dataclass

@@ -66,9 +66,12 @@ class NodeResourcesFit:
         # candidate asks for (5,000 resources x 5,000 nodes in kube-perf's extended-resource
         # shape: a numpy call per pair took a minute): one pass over the pairs
         asked = np.flatnonzero(ix.req.any(axis=0))
+        req_pairs = ix.req[mb.pair_cls][:, asked]
         most = np.zeros((ix.num_nodes, asked.size), dtype=np.int64)
-        np.add.at(most, mb.pair_node, ix.req[mb.pair_cls][:, asked] * mb.upper[:, None])
-        binds = most > free[:, asked]
+        np.add.at(most, mb.pair_node, req_pairs * mb.upper[:, None])
+        asks = np.zeros((ix.num_nodes, asked.size), dtype=np.int64)  # candidates asking for r
+        np.add.at(asks, mb.pair_node, req_pairs > 0)
+        binds = (most > free[:, asked]) & (asks > 0)
         for n in np.flatnonzero(binds.any(axis=1)).tolist():
             ps = mb.pairs_of_node[n]
             xs = [mb.x[p] for p in ps.tolist()]

@@ -443,31 +443,53 @@ class PodTopologySpread:
 
     def _domain_terms(self, mb: ModelBuilder, inst: _Instance, pairs: np.ndarray
                       ) -> dict[int, list[cp_model.IntVar]]:
-        out: dict[int, list[cp_model.IntVar]] = {}
-        for p in np.nonzero(pairs)[0].tolist():
-            out.setdefault(int(inst.dom[mb.pair_node[p]]), []).append(mb.x[p])
-        return out
+        return {v: [mb.x[p] for p in ps.tolist()]
+                for v, ps in self._domain_pairs(mb, inst, pairs).items()}
+
+    @staticmethod
+    def _domain_pairs(mb: ModelBuilder, inst: _Instance, pairs: np.ndarray) -> dict[int, np.ndarray]:
+        """Candidate pairs selected by `pairs`, by the domain of their node."""
+        idx = np.flatnonzero(pairs)
+        if not idx.size:
+            return {}
+        dom = inst.dom[mb.pair_node[idx]]
+        order = np.argsort(dom, kind="stable")
+        values, starts = np.unique(dom[order], return_index=True)
+        return {int(v): part for v, part in zip(values.tolist(), np.split(idx[order], starts[1:]),
+                                                  strict=True)}
+
+    @staticmethod
+    def _placed(mb: ModelBuilder, pairs: np.ndarray, counts: np.ndarray) -> int:
+        """Agents a hint's counts[cls, node] put on the given pairs."""
+        return int(counts[mb.pair_cls[pairs], mb.pair_node[pairs]].sum())
 
     def _group_minimum(self, mb: ModelBuilder, inst: _Instance, counted: np.ndarray
                        ) -> cp_model.IntVar:
         """m <= f[u] for every eligible domain u: m can be the final minimum M."""
         running = inst.domain_counts(inst.running)
-        terms = self._domain_terms(mb, inst, counted)
-        fixed = [int(running[u]) for u in inst.domains.tolist() if u not in terms]
+        pairs = self._domain_pairs(mb, inst, counted)
+        fixed = [int(running[u]) for u in inst.domains.tolist() if u not in pairs]
         top = int(running.sum()) + int(mb.upper[counted].sum()) if len(running) else 0
         m = mb.model.new_int_var(0, max(top, 0), "spread_min")
         if fixed:
             mb.model.add(m <= min(fixed))
-        for u, xs in terms.items():
-            mb.model.add(m <= int(running[u]) + _sum(xs))
-        mb.count_constraint("topology spread", len(terms) + bool(fixed))
+        for u, ps in pairs.items():
+            mb.model.add(m <= int(running[u]) + _sum([mb.x[p] for p in ps.tolist()]))
+        mb.count_constraint("topology spread", len(pairs) + bool(fixed))
+        # hinted at its largest value (the final minimum), so a complete hint is one solution
+
+        def hint(counts: np.ndarray) -> int:
+            return max(0, min([*fixed, top, *(int(running[u]) + self._placed(mb, ps, counts)
+                                              for u, ps in pairs.items())]))
+
+        mb.aux_hints.append((m, hint))
         return m
 
-    def _receives(self, mb: ModelBuilder, xs: list[cp_model.IntVar], bound: int
-                  ) -> cp_model.IntVar:
-        """A literal that is true when any of `xs` is positive."""
+    def _receives(self, mb: ModelBuilder, pairs: np.ndarray, bound: int) -> cp_model.IntVar:
+        """A literal that is true when any of the pairs is used."""
         b = mb.model.new_bool_var("spread_recv")
-        mb.model.add(_sum(xs) <= bound * b)
+        mb.model.add(_sum([mb.x[p] for p in pairs.tolist()]) <= bound * b)
+        mb.aux_hints.append((b, lambda counts: int(self._placed(mb, pairs, counts) > 0)))
         return b
 
     def _closed(self, mb: ModelBuilder, inst: _Instance, counted: np.ndarray,
@@ -477,9 +499,9 @@ class PodTopologySpread:
         all_terms = self._domain_terms(mb, inst, counted)
         own = mb.pair_cls == inst.cls
         bound = int(mb.upper[own].sum())
-        for v, xs in self._domain_terms(mb, inst, own).items():
+        for v, ps in self._domain_pairs(mb, inst, own).items():
             f = int(running[v]) + _sum(all_terms.get(v, []))
-            b = self._receives(mb, xs, bound)
+            b = self._receives(mb, ps, bound)
             if inst.unmet:
                 mb.model.add(f <= inst.c.max_skew).only_enforce_if(b)
             else:
@@ -495,7 +517,8 @@ class PodTopologySpread:
         start_min = inst.minimum(running)
         all_terms = self._domain_terms(mb, inst, counted)
         own = mb.pair_cls == inst.cls
-        for v, xs in self._domain_terms(mb, inst, own).items():
+        for v, ps in self._domain_pairs(mb, inst, own).items():
+            xs = [mb.x[p] for p in ps.tolist()]
             if int(running[v]) - start_min <= inst.c.max_skew:
                 continue  # binding it before every counted agent is valid
             if inst.unmet or m is None:
@@ -503,7 +526,7 @@ class PodTopologySpread:
                 mb.count_constraint("topology spread")
                 continue
             f = int(running[v]) + _sum(all_terms.get(v, []))
-            b = self._receives(mb, xs, int(mb.upper[own].sum()))
+            b = self._receives(mb, ps, int(mb.upper[own].sum()))
             mb.model.add(f <= m + inst.c.max_skew).only_enforce_if(b)
             mb.count_constraint("topology spread", 2)
 
@@ -516,14 +539,15 @@ class PodTopologySpread:
         all_terms = self._domain_terms(mb, inst, counted)
         own = mb.pair_cls == inst.cls
         extra = [] if unless is None else [unless.Not()]
-        for v, xs in self._domain_terms(mb, inst, own).items():
+        for v, ps in self._domain_pairs(mb, inst, own).items():
+            xs = [mb.x[p] for p in ps.tolist()]
             limit = start_min + inst.c.max_skew - int(running[v])
             if v not in all_terms:
                 if limit < 0:
                     mb.model.add(_sum(xs) == 0).only_enforce_if(extra)
                     mb.count_constraint("topology spread")
                 continue
-            b = self._receives(mb, xs, int(mb.upper[own].sum()))
+            b = self._receives(mb, ps, int(mb.upper[own].sum()))
             mb.model.add(_sum(all_terms[v]) <= limit).only_enforce_if([b, *extra])
             mb.count_constraint("topology spread", 2)
 

@@ -25,7 +25,7 @@ def test_same_assignment_as_vector_greedy(strategy: str, seed: int) -> None:
     assert is_local(ix)
     static, _ = prefilter(ix)
     for order in (None, decreasing_size_order(ix)):
-        vector = greedy(ix, static, strategy, rules=tuple(RULES), order=order)
+        vector = greedy(ix, static, strategy, rules=list(RULES), order=order)
         heap = greedy_local(ix, static, strategy, order=order)
         np.testing.assert_array_equal(heap, vector)
         np.testing.assert_array_equal(greedy(ix, static, strategy, order=order), vector)
@@ -40,7 +40,7 @@ def test_ties_and_zero_requests() -> None:
     static, _ = prefilter(ix)
     for strategy in ("LeastAllocated", "MostAllocated"):
         np.testing.assert_array_equal(greedy_local(ix, static, strategy),
-                                      greedy(ix, static, strategy, rules=tuple(RULES)))
+                                      greedy(ix, static, strategy, rules=list(RULES)))
 
 
 def test_spread_window_is_not_local() -> None:
@@ -67,7 +67,7 @@ def test_one_extended_resource_per_agent(strategy: str) -> None:
     assert is_local(ix)
     static, _ = prefilter(ix)
     heap = greedy_local(ix, static, strategy)
-    np.testing.assert_array_equal(heap, greedy(ix, static, strategy, rules=tuple(RULES)))
+    np.testing.assert_array_equal(heap, greedy(ix, static, strategy, rules=list(RULES)))
     placed_per_resource = [0] * n
     for p, node_pos in zip(ix.snap.pending, heap.tolist(), strict=True):
         if p.ref == "default/plain":

@@ -163,3 +163,23 @@ def test_many_distinct_extended_resources_fit_only_where_offered() -> None:
     assert len(on) == n + 1 and len(plan.unplaced) == len(extra)
     assert all(on.get(f"default/a{i}", f"n{i}") == f"n{i}" for i in range(n))
     assert all(on.get(f"default/b{i}", f"n{i}") == f"n{i}" for i in range(0, n, 2))
+
+
+def test_over_committed_nodes_bind_only_the_resources_their_candidates_ask_for() -> None:
+    """An over-committed node (running requests above allocatable, e.g. allocatable lowered
+    after binding) takes agents that do not ask for the over-committed resource, and a node no
+    agent may use gets no capacity row at all (the encode once raised KeyError there)."""
+    from optimizer import SolveConfig, optimize
+    from tests.builders import inventory
+
+    inv = inventory(
+        node("over", cpu="2", extra={"example.com/foo": "1"}),
+        pod("hog", "1", node_name="over", extra={"example.com/foo": "2"}),
+        node("fenced", cpu="2", memory="1Gi", labels={"pool": "x"}),
+        pod("hog2", "3", node_name="fenced"),
+        pod("plain", "500m"), pod("foo", "100m", extra={"example.com/foo": "1"}),
+        pod("pinned", "100m", node_selector={"pool": "nowhere"}))
+    plan = optimize(inv, SolveConfig(time_limit=5))
+    on = {p.agent: p.node for p in plan.placements}
+    assert on == {"default/plain": "over"} and plan.verified
+    assert {u.agent for u in plan.unplaced} == {"default/foo", "default/pinned"}
