@@ -252,6 +252,8 @@ class GangScheduling:
             mb.model.add(placed >= int(t.need[g]) * z)
             mb.model.add(placed <= int(t.size[g]) * z)
             mb.count_constraint(self.name, 2)
+            # a plan's z: whether it places the gang (so a greedy hint is complete)
+            mb.aux_hints.append((z, lambda counts, cs=classes: int(counts[cs].sum() > 0)))
 
     def all_or_nothing(self, ix: Index) -> tuple[np.ndarray, np.ndarray]:
         """Greedy hook: (int64[agent] group, -1 for none; int64[group] members needed). The

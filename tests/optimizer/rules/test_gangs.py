@@ -237,3 +237,23 @@ def test_a_gang_split_across_windows_waits_and_then_binds_whole() -> None:
     assert [len(r.plan.placements) for r in results] == [0, 4]
     assert {u.reason for u in results[0].plan.unplaced} == {
         siblings("w-0", 2, 4), siblings("w-1", 2, 4)}
+
+
+def test_the_gang_literal_is_hinted_from_the_plan() -> None:
+    """Every gang's z gets a hint (placed or not), so a greedy hint is complete and CP-SAT can
+    take it as a solution before any search (hints.complete_hint has nothing left to do)."""
+    from optimizer.model import ModelBuilder, candidate_pairs
+
+    inv = inventory(node("n1", cpu="4"), node("n2", cpu="4"), pod_group("train", 2),
+                    *(member(f"w-{i}", cpu="2") for i in range(2)), pod("solo", "1"))
+    ix = Index(build_snapshot(inv))
+    mb = ModelBuilder(ix, *candidate_pairs(ix, prefilter(ix)[1]))
+    mb.build_variables()
+    RULE.encode(mb, ix)
+    hints = {var.name: value for var, value in mb.aux_hints if var.name.startswith("gang_")}
+    assert list(hints) == ["gang_0"]
+    gang_cls = int(ix.class_of[next(k for k, p in enumerate(ix.snap.pending) if p.name == "w-0")])
+    counts = np.zeros((ix.num_classes, ix.num_nodes), dtype=np.int64)
+    assert hints["gang_0"](counts) == 0
+    counts[gang_cls, 0] = 2
+    assert hints["gang_0"](counts) == 1
