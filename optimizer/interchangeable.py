@@ -49,13 +49,14 @@ class Trim:
         gone = None if evicted is None else evicted.copy()
         for g, k in zip(self.groups, self.kept, strict=True):
             used = counts[:, g].sum(axis=0) > 0
-            if evicted is not None and evicted.size:
+            evicting = evicted is not None and bool(evicted.any())
+            if evicting:
                 used |= np.array([bool(evicted[self.victims_on.get(int(n), [])].any()) for n in g])
             if used.sum() > k:
                 continue
             order = np.concatenate([np.flatnonzero(used), np.flatnonzero(~used)])
             out[:, g] = counts[:, g[order]]
-            if gone is not None and evicted is not None:
+            if evicting and gone is not None and evicted is not None:
                 for new, old in zip(g.tolist(), g[order].tolist(), strict=True):
                     gone[self.victims_on.get(new, [])] = evicted[self.victims_on.get(old, [])]
         return out, gone
