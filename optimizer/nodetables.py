@@ -10,8 +10,9 @@ later snapshot of the same cluster, re-encoding only what differs:
   usage row by its requests and one pod;
 - a node that is not the same object as before (cordoned, relabelled, re-tainted, resized: a
   `model_copy`) has its allocatable, cordon and taint rows re-encoded, and every label column
-  whose value on it changed is rebuilt whole, so the column's codes come out in the same
-  first-appearance order a fresh build gives;
+  whose value on it changed is patched in that row when its codes keep the first-appearance
+  order a fresh build gives (a value still used elsewhere, or a new value after every other
+  one), else rebuilt whole;
 - a different node set (a node added, removed or renamed) rebuilds everything: node positions
   are name-ordered, so every row would move anyway.
 
@@ -35,7 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models import Node, Pod
-from optimizer.index import BASE_RESOURCES, LabelColumn, _label_column
+from models.selectors import parse_int64
+from optimizer.index import BASE_RESOURCES, MISSING, LabelColumn, _label_column
 from optimizer.snapshot import Snapshot
 
 Taint = tuple[str, str, str]  # (key, value, effect)
@@ -68,6 +70,7 @@ class UpdateStats:
     pods_added: int = 0
     pods_removed: int = 0
     columns_rebuilt: int = 0
+    columns_patched: int = 0
 
 
 @dataclass
@@ -166,7 +169,7 @@ class NodeTables:
             self.alloc[i] = 0
             for r, v in after.items():
                 self.alloc[i, self.res.index(r)] = v
-        # label columns: rebuilt whole where some changed node's value differs
+        # label columns where some changed node's value differs: patched, else rebuilt whole
         keys: set[str] = set()
         for i in changed:
             before, after = old_nodes[i].labels, nodes[i].labels
@@ -174,13 +177,19 @@ class NodeTables:
             self.label_count.update(list(after))
             keys |= {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
         for k in keys:
-            if self.label_count[k] > 0:
-                self.labels[k] = label_column([n.labels.get(k) for n in nodes])
-            else:
+            if self.label_count[k] <= 0:
                 self.labels.pop(k, None)
                 del self.label_count[k]
+                continue
+            col = _patched(self.labels.get(k), len(nodes), changed,
+                           [nodes[i].labels.get(k) for i in changed])
+            if col is None:
+                col = label_column([n.labels.get(k) for n in nodes])
+                stats.columns_rebuilt += 1
+            else:
+                stats.columns_patched += 1
+            self.labels[k] = col
         self.labels = {k: self.labels[k] for k in sorted(self.labels)}
-        stats.columns_rebuilt = len(keys)
         # cordons and taints: new read-only arrays (an earlier Index may still hold the old)
         unschedulable = self.unschedulable.copy()
         unschedulable[changed] = [nodes[i].spec.unschedulable for i in changed]
@@ -248,6 +257,27 @@ class NodeTables:
         take = [self.res.index(r) if r in self.res else pad for r in resources]
         zero = np.zeros((len(self.nodes), 1), dtype=np.int64)
         return (np.hstack([self.alloc, zero])[:, take], np.hstack([self.used, zero])[:, take])
+
+
+def _patched(col: LabelColumn | None, size: int, rows: list[int],
+             values: list[str | None]) -> LabelColumn | None:
+    """The column with new values in `rows`, when its codes keep a fresh build's order (every
+    code still present, first appearances in code order; a new value takes the next code);
+    None when they would not, and the column must be rebuilt."""
+    if col is None:  # a key no node carried: all MISSING so far
+        col = LabelColumn(np.full(size, MISSING, dtype=np.int32), {},
+                          np.zeros(size, dtype=np.int64), np.zeros(size, dtype=bool))
+    vocab = dict(col.vocab)
+    codes, ints, is_int = col.codes.copy(), col.ints.copy(), col.is_int.copy()
+    for i, v in zip(rows, values, strict=True):
+        parsed = parse_int64(v) if v is not None else None
+        codes[i] = MISSING if v is None else vocab.setdefault(v, len(vocab))
+        ints[i], is_int[i] = (parsed, True) if parsed is not None else (0, False)
+    _, first = np.unique(codes[codes != MISSING], return_index=True)
+    if len(first) != len(vocab) or (np.diff(first) <= 0).any():
+        return None
+    _frozen(codes, ints, is_int)
+    return LabelColumn(codes, vocab, ints, is_int)
 
 
 def _taint_table(nodes: tuple[Node, ...], rows: Iterable[int], taints: list[Taint]) -> np.ndarray:

@@ -15,7 +15,7 @@ from models import Node, load_documents
 from models.load import load_paths
 from optimizer import SolveConfig
 from optimizer.index import Index
-from optimizer.nodetables import NodeTables
+from optimizer.nodetables import NodeTables, _patched, label_column
 from optimizer.snapshot import build_snapshot, without_running
 from optimizer.windows import Planner, WindowConfig, cut_windows, replay
 from tests.builders import inventory, node, pod, taint
@@ -118,8 +118,9 @@ def _change_nodes(planner: Planner, window: int) -> None:
     elif window == 1:  # z0 -> z1, a new key, a key dropped, a taint n5 has already
         nodes["n3"] = _node("n3", labels={"zone": "z1", "disk": "ssd"}, taints=[taint("gpu")])
     elif window == 2:
-        nodes["n2"] = _node("n2", labels={"zone": "z2", "rack": "2"}, taints=[taint("maint")])
-        nodes["n4"] = _node("n4", labels={"zone": "z1", "rack": "4"}, extra={FPGA: "2"})
+        # two nodes move to z0 (codes kept: patched) and swap racks (codes reordered: rebuilt)
+        nodes["n2"] = _node("n2", labels={"zone": "z0", "rack": "4"}, taints=[taint("maint")])
+        nodes["n4"] = _node("n4", labels={"zone": "z0", "rack": "2"}, extra={FPGA: "2"})
         nodes["n1"] = _node("n1", labels={"zone": "z1", "rack": "1"})  # uncordoned
     elif window == 3:  # the extended resource moves to n1; the label key "disk" goes away
         nodes["n1"] = _node("n1", labels={"zone": "z1", "rack": "1"}, extra={FPGA: "1"})
@@ -136,18 +137,21 @@ def test_a_stream_with_cordons_relabels_taints_and_node_churn_plans_the_same(che
     inv = _cluster()
     planners = {inc: Planner(inv, WindowConfig(max_agents=5, max_age=1e9, incremental=inc,
                                                solve=EXACT)) for inc in (True, False)}
-    rebuilt = []
+    rebuilt, patched, columns = [], 0, 0
     for w, arrivals in enumerate(cut_windows(inv.pending, 5, 1e9)):
         plans = {inc: p.step(arrivals).plan for inc, p in planners.items()}
         assert plan_dict(plans[True]) == plan_dict(plans[False]), f"window {w}"
         tables = planners[True].tables
         assert tables is not None
         rebuilt.append(tables.stats.rebuilt)
+        patched += tables.stats.columns_patched
+        columns += tables.stats.columns_rebuilt
         for p in planners.values():
             _change_nodes(p, w)
     # only the first window and the two node-set changes (add, remove) build from scratch
     assert rebuilt == [True, False, False, False, False, True, True]
     assert len(checked_indexes) == 7
+    assert patched and columns  # label columns took both paths
     assert any(p.evictions for p in plans.values())  # the vips preempt low pods on n0
 
 
@@ -172,6 +176,27 @@ def test_usage_updated_in_place_equals_a_fresh_count_after_bindings_and_eviction
         assert np.array_equal(kept.free, fresh.free)
         assert (FPGA in kept.resources) == (pods[2] in running)
     assert int(Index(snap, tables).used.sum()) == 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_patched_label_column_is_the_fresh_column_or_refused(seed):
+    rng = np.random.default_rng(seed)
+    pool: list[str | None] = [None, "a", "b", "c", "7", "-3", "x9"]
+    values = [pool[i] for i in rng.integers(0, 3, 200)]  # the rest appear as rows change
+    col, patched = label_column(values), 0
+    for _ in range(200):
+        rows = sorted({int(i) for i in rng.integers(0, len(values), rng.integers(1, 4))})
+        new = [pool[i] for i in rng.integers(0, len(pool), len(rows))]
+        for i, v in zip(rows, new, strict=True):
+            values[i] = v
+        fresh, got = label_column(values), _patched(col, len(values), rows, new)
+        if got is not None:
+            patched += 1
+            assert got.vocab == fresh.vocab and list(got.vocab) == list(fresh.vocab)
+            for part in ("codes", "ints", "is_int"):
+                assert np.array_equal(getattr(got, part), getattr(fresh, part)), part
+        col = fresh
+    assert patched > 100  # the patch is the common case, not a rare one
 
 
 def test_stale_tables_are_refused_and_never_written_through_an_index():
