@@ -4,6 +4,7 @@ so a replay gives the same plans with and without them (optimizer/nodetables.py)
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +213,51 @@ def test_stale_tables_are_refused_and_never_written_through_an_index():
         ix.labels["kubernetes.io/hostname"].codes[0] = 5
     ix.used[0, 0] += 1  # the Index's own copy
     assert tables.used[0, 0] == Index(snap).used[0, 0]
+
+
+def _random_node(rng: np.random.Generator, name: str) -> dict[str, Any]:
+    labels = {k: str(rng.choice(vals)) for k, vals in
+              (("zone", ["a", "b", "c"]), ("gen", ["1", "2", "10", "x"]), ("pool", ["p", "q"]))
+              if rng.random() < 0.7}
+    taints = [taint(str(k), effect=str(e)) for k, e in
+              (("gpu", "NoSchedule"), ("spot", "PreferNoSchedule"), ("gpu", "NoExecute"))
+              if rng.random() < 0.3]
+    extra = {FPGA: str(rng.integers(0, 3))} if rng.random() < 0.3 else None
+    return node(name, str(rng.integers(2, 9)), labels=labels, taints=taints,
+                unschedulable=bool(rng.random() < 0.2), extra=extra)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_node_and_pod_changes_keep_the_tables_equal_to_a_fresh_build(seed):
+    """Random streams of node replacements (labels, taints, cordons, sizes, an extended
+    resource), bindings and evictions, and now and then a node added or removed."""
+    rng = np.random.default_rng(seed)
+    nodes = {f"n{i}": load_documents([_random_node(rng, f"n{i}")]).nodes[0] for i in range(8)}
+    pool = load_documents([pod(f"p{j}", f"{j % 4 + 1}00m", extra={FPGA: "1"} if j % 5 == 0 else None)
+                           for j in range(40)]).pods
+    running: dict[str, Any] = {}  # pod name -> bound Pod
+    pending = load_documents([pod("agent", "1", extra={"example.com/new": "1"})]).pods
+    tables: NodeTables | None = None
+    kinds = Counter()
+    for _ in range(30):
+        for _ in range(int(rng.integers(0, 3))):  # node changes
+            name = str(rng.choice(sorted(nodes)))
+            nodes[name] = load_documents([_random_node(rng, name)]).nodes[0]
+        if rng.random() < 0.1:
+            nodes[f"m{len(nodes)}"] = load_documents([_random_node(rng, f"m{len(nodes)}")]).nodes[0]
+        if rng.random() < 0.1 and len(nodes) > 2:
+            del nodes[str(rng.choice(sorted(nodes)))]
+        for p in rng.choice(len(pool), int(rng.integers(0, 4)), replace=False).tolist():
+            target = str(rng.choice(sorted(nodes)))
+            running.setdefault(pool[p].name, pool[p].model_copy(update={
+                "spec": pool[p].spec.model_copy(update={"node_name": target}),
+                "status": pool[p].status.model_copy(update={"phase": "Running"})}))
+        for name in [n for n in sorted(running) if rng.random() < 0.15]:
+            del running[name]
+        inv = dataclasses.replace(inventory(), nodes=list(nodes.values()),
+                                  pods=[*running.values(), *pending])
+        snap = build_snapshot(inv)
+        tables = NodeTables.build(snap) if tables is None else tables.update(snap)
+        kinds["rebuilt" if tables.stats.rebuilt else "updated"] += 1
+        assert_same_index(Index(snap, tables), Index(snap))
+    assert kinds["updated"] > 15
