@@ -8,7 +8,8 @@ stream of `mixed` agents cut into windows of `--agents`; between windows `--chur
 (one cordoned or uncordoned, the rest relabelled), as a node watch would deliver them. Two
 Planners replay the same stream in lockstep, one keeping the node side of the Index across
 windows (WindowConfig.incremental, optimizer/nodetables.py), one rebuilding it per window;
-each window runs on both before the next, so machine noise hits both alike.
+each window runs on both before the next (taking turns at going first), so machine noise hits
+both alike.
 
 Per window and side: snapshot, node tables, Index and pre-filter seconds (their sum is
 "prepare"), the model build, the solve, and the Planner step end to end. The solver runs on
@@ -116,11 +117,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
     for w, batch in enumerate([*arrivals, []]):
         if not batch and not planners["tables"].waiting:
             break
-        results = {}
-        for side, planner in planners.items():
+        results, done = {}, {}
+        for side in (list(SIDES) if w % 2 == 0 else list(reversed(SIDES))):  # who goes first
+            planner = planners[side]
             t = time.perf_counter()
             results[side] = planner.step(batch)
-            rows.append(_row(side, results[side], time.perf_counter() - t, planner))
+            done[side] = _row(side, results[side], time.perf_counter() - t, planner)
+        rows += [done[side] for side in SIDES]
         if _plan_key(results["tables"]) != _plan_key(results["fresh"]):
             problems.append(f"window {w}: the plans with and without node tables differ")
         problems += [f"window {w}: {side}: plan not verified"
