@@ -98,6 +98,8 @@ class NodeTables:
     node_taints: np.ndarray  # bool[node, taint], read-only
     pods: dict[int, tuple[Pod, int, dict[str, int]]] = field(repr=False)  # id -> pod, node, req
     stats: UpdateStats = field(default_factory=UpdateStats)
+    repeated: bool = False  # some pod object is listed twice in snap.running
+
 
     @classmethod
     def build(cls, snap: Snapshot) -> NodeTables:
@@ -135,13 +137,15 @@ class NodeTables:
             unschedulable=_frozen(np.array([n.spec.unschedulable for n in nodes], dtype=bool))[0],
             taints=taints, taint_count=taint_count,
             node_taints=_frozen(_taint_table(nodes, range(len(nodes)), taints))[0],
-            pods=pods,
+            pods=pods, repeated=len(pods) != len(snap.running),
         )
 
     def update(self, snap: Snapshot) -> NodeTables:
         """Bring the tables to `snap` (a later snapshot of the same cluster), in place; a
         different node set rebuilds them (a new object)."""
-        if len(snap.nodes) != len(self.nodes):
+        now = {id(p): p for p in snap.running}
+        # a pod object listed twice is counted twice but tracked once: rebuild around it
+        if len(snap.nodes) != len(self.nodes) or self.repeated or len(now) != len(snap.running):
             return NodeTables.build(snap)
         changed = [i for i, (new, old) in enumerate(zip(snap.nodes, self.nodes, strict=True))
                    if new is not old]
@@ -152,7 +156,7 @@ class NodeTables:
         self.nodes = snap.nodes
         if changed:
             self._nodes_changed(old_nodes, changed, stats)
-        self._pods_changed(snap, stats)
+        self._pods_changed(snap, now, stats)
         self.running = snap.running
         self.stats = stats
         return self
@@ -207,8 +211,7 @@ class NodeTables:
             table[changed] = _taint_table(nodes, changed, taints)
         self.node_taints = _frozen(table)[0]
 
-    def _pods_changed(self, snap: Snapshot, stats: UpdateStats) -> None:
-        now = {id(p): p for p in snap.running}
+    def _pods_changed(self, snap: Snapshot, now: dict[int, Pod], stats: UpdateStats) -> None:
         pods_col = self.res.index("pods")
         for key in [k for k in self.pods if k not in now]:
             _, node_i, req = self.pods.pop(key)

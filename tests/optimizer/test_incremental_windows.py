@@ -200,6 +200,16 @@ def test_a_patched_label_column_is_the_fresh_column_or_refused(seed):
     assert patched > 100  # the patch is the common case, not a rare one
 
 
+def test_a_pod_object_listed_twice_is_counted_as_a_fresh_build_counts_it():
+    nodes = inventory(node("a", "4"), node("b", "4")).nodes
+    twice = load_documents([pod("r", "1", node_name="a")]).pods[0]
+    tables = None
+    for pods in ([twice, twice], [twice], [twice, twice], []):
+        snap = build_snapshot(dataclasses.replace(inventory(), nodes=list(nodes), pods=pods))
+        tables = NodeTables.build(snap) if tables is None else tables.update(snap)
+        assert_same_index(Index(snap, tables), Index(snap))
+
+
 def test_stale_tables_are_refused_and_never_written_through_an_index():
     inv = inventory(node("a", "4"), node("b", "4"), pod("r", "1", node_name="a"), pod("x", "1"))
     snap = build_snapshot(inv)
