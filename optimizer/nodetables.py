@@ -14,7 +14,7 @@ later snapshot of the same cluster, re-encoding only what differs:
   order a fresh build gives (a value still used elsewhere, or a new value after every other
   one), else rebuilt whole;
 - a different node set (a node added, removed or renamed) rebuilds everything: node positions
-  are name-ordered, so every row would move anyway.
+  are name-ordered, so every row would move anyway (so does a pod object listed twice).
 
 Changes are found by object identity, not equality: inputs are immutable (every change is a
 `model_copy`, as optimizer/windows.py does), so an object seen before is unchanged; an object
@@ -99,7 +99,6 @@ class NodeTables:
     pods: dict[int, tuple[Pod, int, dict[str, int]]] = field(repr=False)  # id -> pod, node, req
     stats: UpdateStats = field(default_factory=UpdateStats)
     repeated: bool = False  # some pod object is listed twice in snap.running
-
 
     @classmethod
     def build(cls, snap: Snapshot) -> NodeTables:
