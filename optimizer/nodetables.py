@@ -127,7 +127,8 @@ class NodeTables:
         label_count: Counter[str] = Counter(k for n in nodes for k in n.labels)
         labels = {k: label_column([n.labels.get(k) for n in nodes]) for k in sorted(label_count)}
         names = [n.name for n in nodes]
-        taint_count: Counter[Taint] = Counter(t for n in nodes for t in set(_taints(n)))
+        taint_count: Counter[Taint] = Counter(t for n in nodes if n.spec.taints
+                                              for t in set(_taints(n)))
         taints = sorted(taint_count)
         return cls(
             nodes=nodes, running=snap.running, node_names=names, res=res, alloc=alloc, used=used,
@@ -288,6 +289,6 @@ def _taint_table(nodes: tuple[Node, ...], rows: Iterable[int], taints: list[Tain
     pos = {t: i for i, t in enumerate(taints)}
     table = np.zeros((len(rows), len(taints)), dtype=bool)
     for r, i in enumerate(rows):
-        for t in _taints(nodes[i]):
-            table[r, pos[t]] = True
+        for t in nodes[i].spec.taints:
+            table[r, pos[(t.key, t.value, t.effect)]] = True
     return table
