@@ -18,6 +18,7 @@ from models.selectors import parse_int64
 from optimizer.snapshot import Snapshot
 
 if TYPE_CHECKING:
+    from optimizer.nodetables import NodeTables
     from optimizer.preemption import Victims
 
 BASE_RESOURCES = ("cpu", "memory", "ephemeral-storage", "pods")
@@ -106,31 +107,25 @@ class Index:
 
     victims: Victims | None = None
 
-    def __init__(self, snap: Snapshot) -> None:
+    def __init__(self, snap: Snapshot, nodes: NodeTables | None = None) -> None:
+        """`nodes`: the node side kept across windows (optimizer/nodetables.py), updated for
+        this snapshot; None encodes the snapshot's nodes afresh. Either way the tables are the
+        same; only the agent side (classes, requests) is always built here."""
+        from optimizer.nodetables import NodeTables  # late: it imports this module
+
+        tables = NodeTables.build(snap) if nodes is None else nodes
+        tables.check(snap)
         self.snap = snap
-        self.node_names = [n.name for n in snap.nodes]
-        nn = len(snap.nodes)
-        allocs = [n.allocatable() for n in snap.nodes]
+        self.node_names = list(tables.node_names)
         pod_reqs = [p.requests() for p in snap.pending]
-        running_reqs = [p.requests() for p in snap.running]
-        named = ({r for a in allocs for r in a} | {r for q in pod_reqs for r in q}
-                 | {r for q in running_reqs for r in q})
+        named = tables.resource_names() | {r for q in pod_reqs for r in q}
         extended = sorted(named - set(BASE_RESOURCES))
         self.resources: list[str] = [*BASE_RESOURCES, *extended]
         self.res_pos = {r: i for i, r in enumerate(self.resources)}
         nr = len(self.resources)
         self.pods_res = self.res_pos["pods"]
-
-        self.alloc = np.zeros((nn, nr), dtype=np.int64)  # [node, res]
-        for i, a in enumerate(allocs):
-            for r, v in a.items():
-                self.alloc[i, self.res_pos[r]] = v
-        self.used = np.zeros((nn, nr), dtype=np.int64)  # [node, res]
-        for node_i, pods in enumerate(snap.running_on):
-            for p in pods:
-                for r, v in running_reqs[p].items():
-                    self.used[node_i, self.res_pos[r]] += v
-            self.used[node_i, self.pods_res] = len(pods)
+        # [node, res], fresh copies: the tables are never written through an Index
+        self.alloc, self.used = tables.columns(self.resources)
 
         groups: dict[str, list[int]] = {}
         for i, pod in enumerate(snap.pending):
@@ -150,18 +145,13 @@ class Index:
         self.class_size = np.array([c.size for c in self.classes], dtype=np.int64)
         self.class_priority = np.array([c.priority for c in self.classes], dtype=np.int64)
 
-        keys = sorted({k for n in snap.nodes for k in n.labels})
-        self.labels = {k: _label_column([n.labels.get(k) for n in snap.nodes]) for k in keys}
-        self.names = _label_column(self.node_names)  # for matchFields metadata.name
-        self.unschedulable = np.array([n.spec.unschedulable for n in snap.nodes], dtype=bool)
-
-        taints = sorted({(t.key, t.value, t.effect) for n in snap.nodes for t in n.spec.taints})
-        self.taints = taints
-        self.taint_pos = {t: i for i, t in enumerate(taints)}
-        self.node_taints = np.zeros((nn, len(taints)), dtype=bool)  # [node, taint]
-        for i, n in enumerate(snap.nodes):
-            for t in n.spec.taints:
-                self.node_taints[i, self.taint_pos[(t.key, t.value, t.effect)]] = True
+        # read-only arrays shared with the tables
+        self.labels = dict(tables.labels)
+        self.names = tables.names  # for matchFields metadata.name
+        self.unschedulable = tables.unschedulable
+        self.taints = list(tables.taints)
+        self.taint_pos = {t: i for i, t in enumerate(self.taints)}
+        self.node_taints = tables.node_taints  # [node, taint]
 
     @property
     def free(self) -> np.ndarray:

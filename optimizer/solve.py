@@ -29,6 +29,7 @@ from optimizer.model import (
     cp_solver,
     order_open_flags,
 )
+from optimizer.nodetables import NodeTables
 from optimizer.objective import Objective, encode_objective
 from optimizer.plan import Eviction, Placement, Plan, PlanInvalidError, Unplaced
 from optimizer.rules import RULES
@@ -273,17 +274,19 @@ def _packing_strategies(strategy: str) -> tuple[str, ...]:
 
 
 def optimize(source: Inventory | Snapshot, cfg: SolveConfig | None = None,
-             warm: Mapping[str, str] | None = None) -> Plan:
+             warm: Mapping[str, str] | None = None, nodes: NodeTables | None = None) -> Plan:
     """Place a window of pending agents; the returned plan has passed the verifier.
 
     `warm` (agent ref -> node name, e.g. from the previous window, optimizer/windows.py) adds
-    one more hint candidate: the greedy taking each named node whenever the checks admit it."""
+    one more hint candidate: the greedy taking each named node whenever the checks admit it.
+    `nodes`: the node side of the Index kept across windows and already updated for this
+    snapshot (optimizer/nodetables.py; only read here)."""
     with paused_gc():  # no cycles to collect; gen-2 passes cost 3x our own time at 50k (gcpause.py)
-        return _optimize(source, cfg, warm)
+        return _optimize(source, cfg, warm, nodes)
 
 
 def _optimize(source: Inventory | Snapshot, cfg: SolveConfig | None,
-              warm: Mapping[str, str] | None) -> Plan:
+              warm: Mapping[str, str] | None, nodes: NodeTables | None = None) -> Plan:
     cfg = cfg or SolveConfig()
     clock = _Clock()
     snap = source if isinstance(source, Snapshot) else clock.run(
@@ -292,7 +295,7 @@ def _optimize(source: Inventory | Snapshot, cfg: SolveConfig | None,
         plan = decompose.optimize_partitioned(snap, cfg, warm)
         plan.timings = {**clock.timings, **plan.timings}
         return plan
-    ix = clock.run("index", lambda: Index(snap))
+    ix = clock.run("index", lambda: Index(snap, nodes))
     ix.victims = clock.run("victims", lambda: pre.find_victims(ix, cfg.preemption, cfg.pdb_mode,
                                                                 cfg.now))
     static, full = clock.run("prefilter", lambda: prefilter(ix))

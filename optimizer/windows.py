@@ -22,6 +22,7 @@ higher level. It affects agentplace's own weighting only (no kube object is chan
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from models.quantity import Quantity
 from optimizer.binder import EVICTED, FAILED, Binder, SnapshotFit
 from optimizer.config import SolveConfig
 from optimizer.index import class_key
+from optimizer.nodetables import NodeTables
 from optimizer.plan import Plan
 from optimizer.preemption import BASE_PRIORITY_ANNOTATION, pdb_matches
 from optimizer.rules.quotas import charges, quota_matches
@@ -48,6 +50,9 @@ class WindowConfig:
     max_age: float = 2.0  # seconds of arrivals per window
     max_age_boost: int = 10
     solve: SolveConfig = field(default_factory=SolveConfig)
+    # keep the node side of the Index across windows, re-encoding only what changed
+    # (optimizer/nodetables.py); the same tables, so the same plans, as a fresh build
+    incremental: bool = True
 
 
 @dataclass
@@ -150,6 +155,14 @@ class Planner:
         self.previous: dict[str, str] = {}  # the previous window's plan: agent -> node
         self.previous_pods: dict[str, Pod] = {}
         self.index = 0
+        self.tables: NodeTables | None = None  # the node side, kept across windows
+
+    def _tables(self, snap: Snapshot) -> NodeTables | None:
+        """The node tables brought up to this window's snapshot (None: not kept)."""
+        if not self.cfg.incremental or self.cfg.solve.partitions > 1:
+            return None
+        self.tables = NodeTables.build(snap) if self.tables is None else self.tables.update(snap)
+        return self.tables
 
     def step(self, arrivals: list[Pod]) -> WindowResult:
         carried = [p for p, _ in self.waiting.values()]
@@ -170,8 +183,14 @@ class Planner:
                         namespaces=self.inv.namespaces, pricing=self.inv.pricing,
                         token_budgets=self.inv.token_budgets, pod_groups=self.inv.pod_groups,
                         warnings=list(self.inv.warnings))
+        t = time.perf_counter()
         snap = build_snapshot(inv)
-        plan = optimize(snap, self.cfg.solve, warm=self._warm(agents))
+        built = time.perf_counter()
+        tables = self._tables(snap)
+        prepared = {"snapshot": round(built - t, 6),
+                    **({"node_tables": round(time.perf_counter() - built, 6)} if tables else {})}
+        plan = optimize(snap, self.cfg.solve, warm=self._warm(agents), nodes=tables)
+        plan.timings = {**prepared, **plan.timings}
         binding, sent_back, evicted = self._bind(snap, plan)
         self._commit(snap, plan, {p.ref: p for p in agents}, sent_back, evicted)
         start = min((p.metadata.creation_timestamp for p in arrivals
