@@ -63,8 +63,8 @@ class SolveConfig:
     # share of the time limit first spent solving without CP-SAT's presolve (solve.py
     # _two_phase); 0 = one solve as configured. Ignored when extra_parameters sets the presolve
     quick_phase: float = 0.2
-    # models with at most this many variables skip the two phases: one solve with a light
-    # presolve (solve.py _light; the latency window's ~4,700). 0 = always two phases
+    # models with at most this many variables run the second phase with a light presolve
+    # (solve.py _light; the latency window's ~2,400-4,700). 0 = the full presolve always
     light_presolve_below: int = 10_000
     # drop the surplus of groups of interchangeable empty nodes (optimizer/interchangeable.py;
     # exact: the optimum is kept). Not with extensions or aggregation

@@ -42,7 +42,7 @@ def test_both_phases_agree_with_one_solve_on_a_window_that_needs_the_second() ->
     assert len(two.placements) >= one.baseline["placed_agents"]
 
 
-def test_a_small_model_solves_once_with_the_light_presolve(monkeypatch) -> None:
+def test_a_small_model_runs_its_second_phase_with_the_light_presolve(monkeypatch) -> None:
     import optimizer.solve as solve
 
     seen: list[dict[str, object]] = []
@@ -54,16 +54,18 @@ def test_a_small_model_solves_once_with_the_light_presolve(monkeypatch) -> None:
 
     monkeypatch.setattr(solve, "cp_solver", spy)
     inv = synthetic_window(40, 30, seed=3)
-    plan = optimize(inv, SolveConfig(time_limit=5, preemption=False))
-    assert plan.status == "OPTIMAL" and "solve_quick" not in plan.timings
-    assert seen == [solve.LIGHT_PRESOLVE]  # one solve, light presolve
+    quick = {**solve.LIGHT_PRESOLVE, "cp_model_presolve": False}
+    # a quick phase too short to prove anything: the second phase runs, light presolve
+    plan = optimize(inv, SolveConfig(time_limit=5, preemption=False, quick_phase=1e-5))
+    assert plan.status == "OPTIMAL" and seen == [quick, solve.LIGHT_PRESOLVE]
     seen.clear()  # a parameter the caller sets wins over the light preset
-    optimize(inv, SolveConfig(time_limit=5, preemption=False,
+    optimize(inv, SolveConfig(time_limit=5, preemption=False, quick_phase=1e-5,
                               extra_parameters={"max_presolve_iterations": 3}))
-    assert seen == [{**solve.LIGHT_PRESOLVE, "max_presolve_iterations": 3}]
-    seen.clear()  # above the threshold: the two phases, the first without presolve
-    optimize(inv, SolveConfig(time_limit=5, preemption=False, light_presolve_below=10))
-    assert seen[0] == {"cp_model_presolve": False}
+    assert seen[-1] == {**solve.LIGHT_PRESOLVE, "max_presolve_iterations": 3}
+    seen.clear()  # above the threshold: the full presolve in the second phase
+    optimize(inv, SolveConfig(time_limit=5, preemption=False, quick_phase=1e-5,
+                              light_presolve_below=10))
+    assert seen == [{"cp_model_presolve": False}, {}]
 
 
 def test_the_hint_covers_every_variable(monkeypatch: pytest.MonkeyPatch) -> None:
