@@ -71,7 +71,7 @@ def prefilter(ix: Index) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _solve_cp(mb: ModelBuilder, obj: Objective, cfg: SolveConfig, solution: Solution | None,
-              clock: _Clock) -> tuple[cp_model.CpSolver, int]:
+              clock: _Clock, orbits_cut: bool = False) -> tuple[cp_model.CpSolver, int]:
     if solution is not None:
         hint = canonical_counts(mb, solution[0])
         add_hints(mb.model, mb.x, np.minimum(hint[mb.pair_cls, mb.pair_node], mb.upper).tolist())
@@ -83,16 +83,22 @@ def _solve_cp(mb: ModelBuilder, obj: Objective, cfg: SolveConfig, solution: Solu
         # the quick phase has no presolve to complete a partial hint: complete it here (hints.py)
         clock.run("hint", lambda: complete_hint(mb.model, HINT_SHARE * cfg.time_limit, cfg.seed))
     share = cfg.quick_phase if "cp_model_presolve" not in cfg.extra_parameters else 0.0
-    if share > 0 and len(mb.model.proto.variables) <= cfg.light_presolve_below:
-        cfg = _light(cfg)  # a small model: the second phase with the light presolve
+    small = share > 0 and len(mb.model.proto.variables) <= cfg.light_presolve_below
+    # a small model: the second phase with the light presolve; the quick phase keeps symmetry
+    # detection unless interchangeable.py already cut the node orbits it would find
+    # (SchedulingBasic 5,000 x 10,000, nothing to trim: proved in 0.2 s with it, FEASIBLE after
+    # 30 s without; the latency windows, trimmed: detection is time the quick phase lacks)
+    second = _light(cfg) if small else cfg
+    quick = second if small and orbits_cut else cfg
     if share <= 0 or share >= 1:
-        solver = cp_solver(cfg, obj.gap_limit)
+        solver = cp_solver(second, obj.gap_limit)
         return solver, clock.run("solve", lambda: solver.solve(mb.model))
-    return _two_phase(mb, obj, cfg, share, clock)
+    return _two_phase(mb, obj, quick, share, clock, second)
 
 
 def _two_phase(mb: ModelBuilder, obj: Objective, cfg: SolveConfig, share: float,
-               clock: _Clock) -> tuple[cp_model.CpSolver, int]:
+               clock: _Clock, second_cfg: SolveConfig | None = None
+               ) -> tuple[cp_model.CpSolver, int]:
     """A short solve without presolve first, then the configured solve from its solution.
 
     On big easy models CP-SAT's presolve alone can outlast the limit (kube-perf-like 5,000 x
@@ -111,7 +117,8 @@ def _two_phase(mb: ModelBuilder, obj: Objective, cfg: SolveConfig, share: float,
         return quick, status
     # the second phase keeps the original hint: when a conservative encoding cuts the greedy
     # plan off, the first phase's repair of it can be worse than what presolve + search find
-    full = cp_solver(replace(cfg, time_limit=cfg.time_limit * (1 - share)), obj.gap_limit)
+    full = cp_solver(replace(second_cfg or cfg, time_limit=cfg.time_limit * (1 - share)),
+                     obj.gap_limit)
     second = clock.run("solve", lambda: full.solve(mb.model))
     if second == cp_model.OPTIMAL or status != cp_model.FEASIBLE:
         return full, second
@@ -382,7 +389,8 @@ def _optimize(source: Inventory | Snapshot, cfg: SolveConfig | None,
             heuristics = [heuristics[i] for i in kept] + extra
         pick = max(range(len(heuristics)), key=lambda i: obj.value(*heuristics[i]))
         best = heuristics[pick]
-        solver, status = _solve_cp(mb, obj, cfg, best if cfg.hint else None, clock)
+        solver, status = _solve_cp(mb, obj, cfg, best if cfg.hint else None, clock,
+                                   orbits_cut=cut is not None and cut.removed > 0)
     warnings = list(snap.warnings) + obj.warnings
     plan_status = {cp_model.OPTIMAL: "OPTIMAL", cp_model.FEASIBLE: "FEASIBLE"}.get(status)
     if agg is not None and plan_status:  # optimal for the aggregate only: no claim, no bound
