@@ -83,6 +83,23 @@ def _pod_key(ix: Index, p: int, cache: dict[int, str]) -> str:
     return cache[p]
 
 
+def _row_ids(parts: list[np.ndarray]) -> np.ndarray:
+    """int64[row]: one id per distinct row of the parts side by side, each part read sparsely
+    (its nonzero columns and values): np.unique(axis=0) over the dense rows sorted column by
+    column (kube-perf's extended-resource shape, 5,000 nodes x 5,000 resources: 7 s)."""
+    n = parts[0].shape[0]
+    keys: list[list[bytes]] = [[] for _ in range(n)]
+    for part in parts:
+        r, c = np.nonzero(part)
+        bounds = np.searchsorted(r, np.arange(n + 1))
+        cols, vals = c.astype(np.int64).tobytes(), part[r, c].astype(np.int64).tobytes()
+        for i, (lo, hi) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)):
+            # count-prefixed, so the joined key parses one way only
+            keys[i].append((hi - lo).to_bytes(8, "little") + cols[8 * lo:8 * hi] + vals[8 * lo:8 * hi])
+    ids: dict[bytes, int] = {}
+    return np.array([ids.setdefault(b"".join(k), len(ids)) for k in keys], dtype=np.int64)
+
+
 def trim(ix: Index, mask: np.ndarray) -> Trim | None:
     """The mask without each group's surplus nodes, or None when no group has any."""
     usable = mask.any(axis=0)
@@ -92,11 +109,8 @@ def trim(ix: Index, mask: np.ndarray) -> Trim | None:
     # larger than what their classes could fill get the full key
     cols = np.flatnonzero(usable)
     pods = np.array([len(ix.snap.running_on[n]) for n in cols.tolist()], dtype=np.int64)
-    _, candidates = np.unique(np.packbits(mask[:, cols].T, axis=1), axis=0, return_inverse=True)
-    rows = np.concatenate([candidates.reshape(-1, 1).astype(np.int64), ix.alloc[cols],
-                           ix.used[cols], pods[:, None]], axis=1)
-    _, coarse = np.unique(rows, axis=0, return_inverse=True)
-    coarse = coarse.reshape(-1)
+    coarse = _row_ids([np.packbits(mask[:, cols].T, axis=1), ix.alloc[cols], ix.used[cols],
+                       pods[:, None]])
     need = ix.class_size @ mask[:, cols]  # agents that may land on each node
     hosts: dict[str, int] = {}
     for node in ix.snap.nodes:
@@ -106,9 +120,11 @@ def trim(ix: Index, mask: np.ndarray) -> Trim | None:
     groups: list[np.ndarray] = []
     kept: list[int] = []
     pod_keys: dict[int, str] = {}
-    for k in np.unique(coarse).tolist():
-        members = cols[coarse == k]
-        limit = int(need[np.flatnonzero(coarse == k)[0]])
+    order = np.argsort(coarse, kind="stable")
+    starts = np.flatnonzero(np.diff(coarse[order], prepend=-1))
+    for idx in np.split(order, starts[1:]):
+        members = cols[idx]
+        limit = int(need[idx[0]])
         if len(members) <= limit:
             continue
         fine: dict[str, list[int]] = {}

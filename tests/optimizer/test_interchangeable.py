@@ -132,3 +132,22 @@ def test_trimming_keeps_the_optimum_when_agents_must_preempt() -> None:
         assert on.status == off.status == "OPTIMAL" and on.objective == off.objective, seed
         with_evictions += bool(on.evictions) and on.model["candidate_pairs"] < off.model["candidate_pairs"]
     assert with_evictions >= 1  # the case the eviction mapping is for did occur
+
+
+def test_row_ids_group_rows_exactly_as_dense_unique() -> None:
+    """The sparse row key must put two nodes together iff every part's row is equal."""
+    import numpy as np
+
+    from optimizer.interchangeable import _row_ids
+
+    rng = np.random.default_rng(4)
+    for _ in range(30):
+        n = int(rng.integers(1, 40))
+        parts = [rng.integers(0, 3, (n, int(rng.integers(1, 6)))) * rng.integers(0, 2, (n, 1))
+                 for _ in range(int(rng.integers(1, 4)))]
+        parts.append(np.packbits(rng.integers(0, 2, (n, 9)).astype(bool), axis=1))
+        dense = np.concatenate([p.astype(np.int64) for p in parts], axis=1)
+        _, expected = np.unique(dense, axis=0, return_inverse=True)
+        got = _row_ids(parts)
+        same_expected = expected.reshape(-1)[:, None] == expected.reshape(-1)[None, :]
+        assert (same_expected == (got[:, None] == got[None, :])).all()
