@@ -370,7 +370,10 @@ def _optimize(source: Inventory | Snapshot, cfg: SolveConfig | None,
         # and, when nothing is stranded, still the balance term's hint: mixed 5,000 x 5,000, the
         # highest utilisation cpu + memory 29 % in queue order, 20 % big-first (the proven
         # optimum at 1,000), which CP-SAT's search did not reach from 29 % in 30 s
-        balance = any(t.name == "balance" and t.coef for t in obj.terms)
+        # (skipped when big-first is the queue order: it would be the greedy itself again)
+        balance = any(t.name == "balance" and t.coef for t in obj.terms) and not (
+            cfg.strategy == "LeastAllocated"
+            and bool((decreasing_size_order(ix) == np.arange(len(snap.pending))).all()))
         orders = _packing_strategies(cfg.strategy) if packing else (
             ("LeastAllocated",) if balance else ())
         heuristics = clock.run("heuristics", lambda: [base] + [heuristic(s) for s in orders])
