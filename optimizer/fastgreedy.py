@@ -30,30 +30,7 @@ from optimizer.index import Index
 from optimizer.rules import colocation, gangs, gpu_share, pod_affinity, topology_spread
 
 _LOCAL: weakref.WeakKeyDictionary[Index, bool] = weakref.WeakKeyDictionary()
-
-
-def is_local(ix: Index) -> bool:
-    """True when every rule in play decides a (class, node) pair from that node alone; once per
-    Index (every greedy run of a window and the aggregation check ask)."""
-    got = _LOCAL.get(ix)
-    if got is None:
-        got = _LOCAL[ix] = _is_local(ix)
-    return got
-
-
-def _is_local(ix: Index) -> bool:
-    snap = ix.snap
-    if snap.quotas or snap.token_budgets:
-        return False
-    if any(topology_spread.instances(ix)):
-        return False
-    if pod_affinity.InterPodAffinity().tables(ix).involved:
-        return False
-    if colocation.limits_in_force((*snap.running, *snap.pending)):  # counts per node
-        return False
-    if gpu_share.tables(ix).any_gpu:  # per-card bookkeeping
-        return False
-    return not bool((gangs.gang_table(ix).gang_of_cls >= 0).any())
+_FAST: weakref.WeakKeyDictionary[Index, bool] = weakref.WeakKeyDictionary()
 
 
 def fast_applies(ix: Index) -> bool:
@@ -64,13 +41,20 @@ def fast_applies(ix: Index) -> bool:
         snap = ix.snap
         got = _FAST[ix] = not (
             snap.quotas or snap.token_budgets
-            or colocation.limits_in_force((*snap.running, *snap.pending))
-            or gpu_share.tables(ix).any_gpu
+            or colocation.limits_in_force((*snap.running, *snap.pending))  # counts per node
+            or gpu_share.tables(ix).any_gpu  # per-card bookkeeping
             or bool((gangs.gang_table(ix).gang_of_cls >= 0).any()))
     return got
 
 
-_FAST: weakref.WeakKeyDictionary[Index, bool] = weakref.WeakKeyDictionary()
+def is_local(ix: Index) -> bool:
+    """True when every rule in play decides a (class, node) pair from that node alone; once per
+    Index (every greedy run of a window and the aggregation check ask)."""
+    got = _LOCAL.get(ix)
+    if got is None:
+        got = _LOCAL[ix] = fast_applies(ix) and not any(topology_spread.instances(ix)) and not (
+            pod_affinity.InterPodAffinity().tables(ix).involved)
+    return got
 
 
 def greedy_local(ix: Index, static_mask: np.ndarray, strategy: str = "LeastAllocated",

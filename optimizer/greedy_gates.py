@@ -75,11 +75,11 @@ class Gates:
         tb = pod_affinity.InterPodAffinity().tables(ix)
         self.affinity: list[_Affinity | None] = [None] * nc
         self.supports: list[list[int]] = [[] for _ in range(nc)]  # bound class -> classes
-        # anti-affinity: per class, per key, closed domains; per bound class what it closes
-        self.closed: list[dict[str, np.ndarray]] = [{} for _ in range(nc)]
+        # anti-affinity: per class, its closed domains per key with the key's codes; per bound
+        # class, the closed-domain flags it sets
         self.closes: list[list[tuple[np.ndarray, list[int]]]] = [[] for _ in range(nc)]
-        self._codes: dict[str, list[int]] = {}
         self._closed_rows: list[list[tuple[np.ndarray, list[int]]]] = [[] for _ in range(nc)]
+        self._codes: dict[str, list[int]] = {}
         if not tb.involved:
             return
         for c in range(nc):
@@ -93,13 +93,13 @@ class Gates:
                 for d in np.flatnonzero(hit).tolist():
                     marks.add((d, c, t.key))  # c's own term against d
                     marks.add((c, d, t.key))  # c bound: its term shuts d out (symmetry)
+        closed: list[dict[str, np.ndarray]] = [{} for _ in range(nc)]  # [class][key] bool[code]
         for d, c, key in sorted(marks):
-            col = ix.label(key)
-            if key not in self.closed[c]:
-                self.closed[c][key] = np.zeros(max(int(col.codes.max(initial=-1)) + 1, 1), dtype=bool)
-            self.closes[d].append((self.closed[c][key], self._key_codes(ix, key)))
+            if key not in closed[c]:
+                closed[c][key] = _domain_flags(ix, key)
+            self.closes[d].append((closed[c][key], self._key_codes(ix, key)))
         self._closed_rows = [[(arr, self._key_codes(ix, key)) for key, arr in row.items()]
-                             for row in self.closed]
+                             for row in closed]
 
     def _key_codes(self, ix: Index, key: str) -> list[int]:
         if key not in self._codes:
@@ -124,7 +124,7 @@ class Gates:
         codes, has, counted = [], [], False
         for t in tb.aff[c]:
             col = ix.label(t.key)
-            arr = np.zeros(max(int(col.codes.max(initial=-1)) + 1, 1), dtype=bool)
+            arr = _domain_flags(ix, t.key)
             here = col.codes[matchers]
             here = here[here != MISSING]
             arr[here] = True
@@ -192,6 +192,11 @@ class Gates:
                 for code2 in [k for k in g.parked if g.ok(k)]:
                     back.append((g.cls, g.parked.pop(code2)))
         return back
+
+
+def _domain_flags(ix: Index, key: str) -> np.ndarray:
+    """bool[code] over the values of a label key, all False."""
+    return np.zeros(max(int(ix.label(key).codes.max(initial=-1)) + 1, 1), dtype=bool)
 
 
 def _reset_minimum(g: _Spread) -> None:

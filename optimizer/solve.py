@@ -360,8 +360,10 @@ def _optimize(source: Inventory | Snapshot, cfg: SolveConfig | None,
         # the packing orders only pay when the greedy strands agents or when packing is weighted
         packing = bool((base_nodes < 0).any()) or any(t.name == "pack" and t.coef for t in obj.terms)
 
+        big_first = decreasing_size_order(ix)
+
         def heuristic(strategy: str) -> Solution:
-            nodes, evicted = greedy_plan(ix, static, strategy, order=decreasing_size_order(ix))
+            nodes, evicted = greedy_plan(ix, static, strategy, order=big_first)
             return _canonical(cut, (counts_from_assignment(ix, nodes), evicted))
 
         # LeastAllocated on the big-first order spreads as it packs: the balance term's hint
@@ -373,7 +375,7 @@ def _optimize(source: Inventory | Snapshot, cfg: SolveConfig | None,
         # (skipped when big-first is the queue order: it would be the greedy itself again)
         balance = any(t.name == "balance" and t.coef for t in obj.terms) and not (
             cfg.strategy == "LeastAllocated"
-            and bool((decreasing_size_order(ix) == np.arange(len(snap.pending))).all()))
+            and bool((big_first == np.arange(len(snap.pending))).all()))
         orders = _packing_strategies(cfg.strategy) if packing else (
             ("LeastAllocated",) if balance else ())
         heuristics = clock.run("heuristics", lambda: [base] + [heuristic(s) for s in orders])
@@ -398,7 +400,7 @@ def _optimize(source: Inventory | Snapshot, cfg: SolveConfig | None,
         pick = max(range(len(heuristics)), key=lambda i: obj.value(*heuristics[i]))
         best = heuristics[pick]
         solver, status = _solve_cp(mb, obj, cfg, best if cfg.hint else None, clock,
-                                   orbits_cut=cut is not None and cut.removed > 0)
+                                   orbits_cut=cut is not None)  # trim: None unless it cut
     warnings = list(snap.warnings) + obj.warnings
     plan_status = {cp_model.OPTIMAL: "OPTIMAL", cp_model.FEASIBLE: "FEASIBLE"}.get(status)
     if agg is not None and plan_status:  # optimal for the aggregate only: no claim, no bound
